@@ -1,0 +1,82 @@
+"""The animator interface and its registry.
+
+An animator turns a source portrait plus per-frame driving (motion from the
+webcam or idle, mouth from audio) into output frames. Lifecycle:
+`load_model()` -> `preprocess_source_image()` -> `animate()`/`animate_batch()`
+-> `unload_model()`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.config import AppConfig
+from src.frames import FaceObservation, MotionState, MouthShape, VideoFrame
+from src.registry import Registry
+
+
+@dataclass(slots=True)
+class AnimationInput:
+    """Everything an animator may use for one output frame."""
+
+    motion: MotionState  # head pose, eyes, brows, expression (driver or idle), mouth merged in
+    capture_ts: float
+    index: int
+    driver_frame: VideoFrame | None = None  # the raw driver image (neural animators crop it)
+    driver_face: FaceObservation | None = None
+    audio_mouth: MouthShape | None = None  # the audio-driven mouth, when audio drives it
+    audio_features: np.ndarray | None = None  # per-frame audio window (e.g. mel) for audio-driven models
+    media_time_s: float | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class BaseAnimationModel(ABC):
+    """Subclasses set `name` and implement the abstract methods."""
+
+    name: str = "base"
+    #: True when animate_batch() is faster per frame than animate() (batched inference).
+    batched: bool = False
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.output_size = config.animation.output_size_px
+        self.loaded = False
+
+    @abstractmethod
+    def load_model(self) -> None:
+        """Load weights / sessions. Raise ModelError (a user error) if files are missing or wrong."""
+
+    @abstractmethod
+    def preprocess_source_image(self, image_path: str | Path) -> None:
+        """Compute (or load from the avatar cache) everything specific to the source portrait."""
+
+    @abstractmethod
+    def animate(self, inp: AnimationInput) -> np.ndarray:
+        """One output frame (output_size x output_size x 3, uint8, BGR)."""
+
+    def animate_batch(self, inputs: list[AnimationInput]) -> list[np.ndarray]:
+        """Several frames in order; models with batched inference override this."""
+        return [self.animate(inp) for inp in inputs]
+
+    def unload_model(self) -> None:
+        """Release sessions and memory."""
+        self.loaded = False
+
+    def source_preview(self) -> np.ndarray | None:
+        """The prepared source frame at output size (what an idle, neutral face looks like)."""
+        return None
+
+
+AnimatorFactory = Callable[[AppConfig], BaseAnimationModel]
+
+ANIMATORS: Registry[BaseAnimationModel] = Registry("animator", "--animator")
+
+
+def create_animator(name: str, config: AppConfig) -> BaseAnimationModel:
+    return ANIMATORS.get(name)(config)

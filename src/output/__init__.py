@@ -1,0 +1,20 @@
+"""Outputs: where animated frames go. `create_output("file:out.mp4", config)`."""
+
+from src.output import file_output, null_output, window  # noqa: F401 - registers the outputs
+from src.output.base import OUTPUTS, Output, PipelineControls, create_output, parse_output_spec
+from src.output.fanout import OutputFanout
+from src.output.file_output import FileOutput
+from src.output.null_output import NullOutput
+from src.output.window import WindowOutput
+
+__all__ = [
+    "OUTPUTS",
+    "FileOutput",
+    "NullOutput",
+    "Output",
+    "OutputFanout",
+    "PipelineControls",
+    "WindowOutput",
+    "create_output",
+    "parse_output_spec",
+]

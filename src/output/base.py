@@ -1,0 +1,72 @@
+"""The output interface and its registry.
+
+An output receives rendered frames in order from its own thread (see
+`OutputFanout`), so a slow output never slows the pipeline or the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from src.config import AppConfig
+from src.errors import OutputError
+from src.frames import RenderedFrame
+from src.registry import Registry
+
+
+@dataclass
+class PipelineControls:
+    """What an output (a window's keys, a web page) may ask of the running pipeline."""
+
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    reset_neutral: Callable[[], None] = lambda: None
+    toggle_motion_mode: Callable[[], str] = lambda: "relative"
+
+    def request_stop(self) -> None:
+        self.stop_event.set()
+
+
+class Output(ABC):
+    """Somewhere rendered frames go: a file, a window, a virtual camera, a browser."""
+
+    name: str = "output"
+    #: True if the output runs in real time and should get the newest frame only
+    #: (a slow viewer skips frames); False if it must receive every frame (a file).
+    realtime: bool = True
+
+    @abstractmethod
+    def open(self, width: int, height: int, fps: float) -> None:
+        """Acquire the device/file/port. Raise OutputError (a user error) if impossible."""
+
+    @abstractmethod
+    def write(self, frame: RenderedFrame) -> None:
+        """Deliver one frame."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release everything; called exactly once, even after a failed write."""
+
+    def bind_controls(self, controls: PipelineControls) -> None:  # noqa: B027 - optional hook
+        """Outputs with user input (a window) get the pipeline's controls here."""
+
+
+OutputFactory = Callable[[str | None, AppConfig], Output]
+
+OUTPUTS: Registry[Output] = Registry("output", "--output")
+
+
+def parse_output_spec(spec: str) -> tuple[str, str | None]:
+    """'file:out.mp4' -> ('file', 'out.mp4'); 'window' -> ('window', None)."""
+    name, sep, arg = spec.partition(":")
+    name = name.strip().lower()
+    if not name:
+        raise OutputError(f"--output {spec!r}: empty output name; use one of {', '.join(OUTPUTS.names())}")
+    return name, (arg if sep else None)
+
+
+def create_output(spec: str, config: AppConfig) -> Output:
+    name, arg = parse_output_spec(spec)
+    factory = OUTPUTS.get(name)
+    return factory(arg, config)

@@ -1,0 +1,42 @@
+"""A registry per family of plug-ins (animators, outputs): register by name, create by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from src.errors import UserError
+
+T = TypeVar("T")
+
+
+class UnknownNameError(UserError, KeyError):
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    def __init__(self, family: str, option: str) -> None:
+        self.family = family
+        self.option = option  # the command-line option or config key that picks one
+        self._items: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str, factory: Callable[..., T]) -> Callable[..., T]:
+        if name in self._items:
+            raise ValueError(f"{self.family} {name!r} is already registered")
+        self._items[name] = factory
+        return factory
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def get(self, name: str) -> Callable[..., T]:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"{self.option} {name!r}: unknown {self.family}; known: {', '.join(self.names())}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
