@@ -161,6 +161,7 @@ class WebRTCOutputConfig(Section):
 
 class OutputConfig(Section):
     queue_size: int = Field(2, ge=1, le=64)
+    stamp_capture_time: bool = False
     file: FileOutputConfig = FileOutputConfig()
     window: WindowOutputConfig = WindowOutputConfig()
     vcam: VcamOutputConfig = VcamOutputConfig()

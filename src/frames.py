@@ -114,3 +114,4 @@ class RenderedFrame:
     index: int
     media_time_s: float | None = None
     stage_ts: dict[str, float] = field(default_factory=dict)  # stage name -> monotonic time it finished
+    meta: dict[str, float] = field(default_factory=dict)  # e.g. "mouth_open" the frame was rendered with

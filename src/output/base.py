@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from src.config import AppConfig
 from src.errors import OutputError
 from src.frames import RenderedFrame
+from src.pipeline.metrics import PipelineMetrics
 from src.registry import Registry
 
 
@@ -22,6 +23,8 @@ class PipelineControls:
     """What an output (a window's keys, a web page) may ask of the running pipeline."""
 
     stop_event: threading.Event = field(default_factory=threading.Event)
+    metrics: PipelineMetrics | None = None  # the running pipeline's metrics (for /metrics pages, overlays)
+    ready: Callable[[], bool] = lambda: False  # models loaded and a first frame produced
     reset_neutral: Callable[[], None] = lambda: None
     toggle_motion_mode: Callable[[], str] = lambda: "relative"
 
