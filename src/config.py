@@ -151,12 +151,21 @@ class VcamOutputConfig(Section):
     device: str | None = None
     backend: str | None = None
     mirror: bool = False
+    fps: float | None = Field(None, gt=0, le=240)
+    width_px: int | None = Field(None, ge=16, le=7680)
+    height_px: int | None = Field(None, ge=16, le=4320)
+    pixel_format: Literal["auto", "bgr", "rgb", "i420"] = "auto"
 
 
 class WebRTCOutputConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     token: str | None = None
+    max_viewers: int = Field(8, ge=1, le=64)
+    max_offer_bytes: int = Field(65536, ge=1024, le=1048576)
+    peer_timeout_s: float = Field(10.0, gt=0, le=300)
+    video_codec: Literal["vp8", "h264"] = "vp8"
+    audio_buffer_ms: float = Field(200.0, ge=20, le=2000)
 
 
 class OutputConfig(Section):
