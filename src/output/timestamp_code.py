@@ -47,7 +47,8 @@ def _bits(value: int) -> list[int]:
 
 
 def _edges(n: int, size: int) -> list[int]:
-    return [round(i * size / n) for i in range(n + 1)]
+    """Cell boundaries: floor(i * size / n + 0.5), in integers so stamp.js computes the same."""
+    return [(2 * i * size + n) // (2 * n) for i in range(n + 1)]
 
 
 def strip_height(height: int) -> int:
