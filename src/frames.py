@@ -76,7 +76,11 @@ class MotionState:
     mouth: MouthShape = field(default_factory=MouthShape)
     expression: np.ndarray | None = None
     face_present: bool = False
-    absolute_rotation: np.ndarray | None = None  # driver's head rotation vs. a frontal face
+    absolute_rotation: np.ndarray | None = None  # driver's face-frame axes (columns) in camera coordinates
+    # How much the parametric fields drive the face on top of `expression`:
+    # 1 for synthetic motion (idle), 0 for a webcam whose landmarks carry it all; blends in between.
+    param_weight: float = 1.0  # eyes and brows from eye_open / brow_raise
+    mouth_weight: float = 1.0  # mouth from `mouth` (audio), replacing the expression's mouth region
 
     def copy(self) -> MotionState:
         return MotionState(
@@ -89,6 +93,8 @@ class MotionState:
             expression=None if self.expression is None else self.expression.copy(),
             face_present=self.face_present,
             absolute_rotation=None if self.absolute_rotation is None else self.absolute_rotation.copy(),
+            param_weight=self.param_weight,
+            mouth_weight=self.mouth_weight,
         )
 
 

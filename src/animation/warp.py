@@ -26,33 +26,30 @@ MOVE_EPS_PX = 0.05  # a triangle whose corners all moved less than this keeps th
 
 
 class PiecewiseAffineWarper:
-    def __init__(self, src_points: np.ndarray, triangles: np.ndarray, size: tuple[int, int], map_scale: float = 0.5):
-        """`src_points` (N, 2) in output pixels, `triangles` (T, 3) indices, `size` (width, height)."""
+    def __init__(self, src_points: np.ndarray, triangles: np.ndarray, size: tuple[int, int], map_scale: float = 0.5,
+                 cullable: np.ndarray | None = None):
+        """`src_points` (N, 2+) in output pixels, `triangles` (T, 3) indices, `size` (width, height).
+        `cullable` (T,) marks triangles that may be dropped when they turn away from the camera
+        (surface triangles); the others (elastic bands) are always drawn, folded or not."""
         self.src = np.ascontiguousarray(src_points[:, :2], dtype=np.float32)
         self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
         self.width, self.height = size
         self.map_scale = float(map_scale)
-        self.map_w = max(2, int(round(self.width * self.map_scale)))
-        self.map_h = max(2, int(round(self.height * self.map_scale)))
-        # Pixel centres of the coarse map, in output coordinates (as cv2.resize samples them).
-        sx = self.width / self.map_w
-        sy = self.height / self.map_h
-        xs = (np.arange(self.map_w, dtype=np.float32) + 0.5) * sx - 0.5
-        ys = (np.arange(self.map_h, dtype=np.float32) + 0.5) * sy - 0.5
-        self._gx, self._gy = np.meshgrid(xs, ys)
-        self._sx, self._sy = sx, sy
-        self._idx = np.empty((self.map_h, self.map_w), np.float32)
-        self._zeros = np.zeros((self.map_h, self.map_w), np.float32)
         n = len(self.triangles)
         self._identity_row = n  # index of the identity affine in the table
         self._table4 = np.zeros((1, n + 1, 4), np.float32)
         self._table2 = np.zeros((1, n + 1, 2), np.float32)
-        self._src_tri = self.src[self.triangles]  # (T, 3, 2)
-        self._full_identity = None
+        self._src_tri = self.src[self.triangles]
+        e0 = self._src_tri[:, 1] - self._src_tri[:, 0]
+        e1 = self._src_tri[:, 2] - self._src_tri[:, 0]
+        self._src_sign = np.sign(e0[:, 0] * e1[:, 1] - e1[:, 0] * e0[:, 1]).astype(np.float32)
+        self._cullable = np.ones(n, bool) if cullable is None else np.asarray(cullable, bool)
+        self.culled = 0
+        self.last_roi: tuple[int, int, int, int] = (0, 0, 0, 0)
 
-    def maps(self, dst_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Full-resolution backward maps (map_x, map_y) for `dst_points` (N, 2+)."""
-        dst = np.asarray(dst_points[:, :2], dtype=np.float32)
+    def _affines(self, dst: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Active triangles (moved, facing the camera) and their dst corners, far to near when
+        `depth` (per point, larger = farther) is given; fills the affine tables."""
         tri = self.triangles
         moved = np.abs(dst - self.src).max(axis=1) > MOVE_EPS_PX
         active = np.flatnonzero(moved[tri].any(axis=1))
@@ -62,8 +59,14 @@ class PiecewiseAffineWarper:
         e0 = d[:, 1] - d[:, 0]
         e1 = d[:, 2] - d[:, 0]
         det = e0[:, 0] * e1[:, 1] - e1[:, 0] * e0[:, 1]
-        ok = np.abs(det) > 1e-6
+        # A triangle whose orientation flipped has turned away from the camera (a fold): cull it.
+        ok = ((det * self._src_sign[active]) > 1e-6) | (~self._cullable[active] & (np.abs(det) > 1e-6))
+        self.culled = int(len(active) - ok.sum())
         active, d, s, e0, e1, det = active[ok], d[ok], s[ok], e0[ok], e1[ok], det[ok]
+        if depth is not None and len(active):
+            # Painter's order: far triangles first, so nearer ones (the nose over a cheek) win.
+            order = np.argsort(-depth[tri[active]].mean(axis=1), kind="stable")
+            active, d, s, e0, e1, det = active[order], d[order], s[order], e0[order], e1[order], det[order]
         f0 = s[:, 1] - s[:, 0]
         f1 = s[:, 2] - s[:, 0]
         inv = 1.0 / det
@@ -76,8 +79,6 @@ class PiecewiseAffineWarper:
         ty = s[:, 0, 1] - a10 * d[:, 0, 0] - a11 * d[:, 0, 1]
         t4 = self._table4
         t2 = self._table2
-        t4[0, :, :] = 0.0
-        t2[0, :, :] = 0.0
         t4[0, self._identity_row] = (1.0, 0.0, 0.0, 1.0)
         t4[0, active, 0] = a00
         t4[0, active, 1] = a10
@@ -85,29 +86,67 @@ class PiecewiseAffineWarper:
         t4[0, active, 3] = a11
         t2[0, active, 0] = tx
         t2[0, active, 1] = ty
+        return active, d
+
+    def maps(self, dst_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+        """Backward maps (map_x, map_y) at full resolution over the region that moves, and that
+        region (x0, y0, x1, y1); outside it the map is the identity. `dst_points` (N, 2) or (N, 3)
+        with depth (larger = farther) for occlusion order."""
+        pts = np.asarray(dst_points, dtype=np.float32)
+        dst = np.ascontiguousarray(pts[:, :2])
+        active, d = self._affines(dst, pts[:, 2] if pts.shape[1] > 2 else None)
+        if len(active) == 0:
+            self.last_roi = (0, 0, 0, 0)
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), (0, 0, 0, 0)
+        x0 = max(int(np.floor(d[:, :, 0].min())) - 1, 0)
+        y0 = max(int(np.floor(d[:, :, 1].min())) - 1, 0)
+        x1 = min(int(np.ceil(d[:, :, 0].max())) + 2, self.width)
+        y1 = min(int(np.ceil(d[:, :, 1].max())) + 2, self.height)
+        roi_w, roi_h = x1 - x0, y1 - y0
+        mw = max(2, int(round(roi_w * self.map_scale)))
+        mh = max(2, int(round(roi_h * self.map_scale)))
+        sx, sy = roi_w / mw, roi_h / mh
+        # Coarse pixel j samples output coordinate (j + 0.5) * s - 0.5 (as cv2.resize reads it back).
+        gx = (np.arange(mw, dtype=np.float32) + 0.5) * sx - 0.5 + x0
+        gy = (np.arange(mh, dtype=np.float32) + 0.5) * sy - 0.5 + y0
         # Rasterise the moved triangles (in coarse-map pixels) into the index image.
-        idx = self._idx
-        idx.fill(float(self._identity_row))
-        scale = np.array([1.0 / self._sx, 1.0 / self._sy])
-        pts = np.round((d + 0.5) * scale * (1 << SUBPIXEL_BITS) - 0.5 * (1 << SUBPIXEL_BITS)).astype(np.int32)
+        idx = np.full((mh, mw), float(self._identity_row), np.float32)
+        one = 1 << SUBPIXEL_BITS
+        pts = np.empty(d.shape, np.int32)
+        pts[..., 0] = np.round(((d[..., 0] - x0 + 0.5) / sx - 0.5) * one)
+        pts[..., 1] = np.round(((d[..., 1] - y0 + 0.5) / sy - 0.5) * one)
         fill = cv2.fillConvexPoly
         for k, t in enumerate(active.tolist()):
             fill(idx, pts[k], float(t), cv2.LINE_8, SUBPIXEL_BITS)
-        a = cv2.remap(t4, idx, self._zeros, cv2.INTER_NEAREST)
-        b = cv2.remap(t2, idx, self._zeros, cv2.INTER_NEAREST)
-        gx, gy = self._gx, self._gy
-        mx = a[..., 0] * gx
-        mx += a[..., 2] * gy
+        zeros = np.zeros_like(idx)
+        a = cv2.remap(self._table4, idx, zeros, cv2.INTER_NEAREST)
+        b = cv2.remap(self._table2, idx, zeros, cv2.INTER_NEAREST)
+        gxr = gx[None, :]
+        gyr = gy[:, None]
+        mx = a[..., 0] * gxr
+        mx += a[..., 2] * gyr
         mx += b[..., 0]
-        my = a[..., 1] * gx
-        my += a[..., 3] * gy
+        my = a[..., 1] * gxr
+        my += a[..., 3] * gyr
         my += b[..., 1]
-        if self.map_w != self.width or self.map_h != self.height:
-            mx = cv2.resize(mx, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-            my = cv2.resize(my, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-        return mx, my
+        if (mw, mh) != (roi_w, roi_h):
+            mx = cv2.resize(mx, (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
+            my = cv2.resize(my, (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
+        self.last_roi = (x0, y0, x1, y1)
+        return mx, my, (x0, y0, x1, y1)
 
-    def warp(self, image: np.ndarray, dst_points: np.ndarray, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
-        """The image warped so that source point i lands on dst_points[i]."""
-        mx, my = self.maps(dst_points)
-        return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=border)
+    def warp(self, image: np.ndarray, dst_points: np.ndarray, out: np.ndarray | None = None,
+             border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+        """The image warped so that source point i lands on dst_points[i].
+
+        Only the region that moves is resampled; the rest is copied from `image`
+        (into `out` when given, which must not be `image`).
+        """
+        mx, my, (x0, y0, x1, y1) = self.maps(dst_points)
+        if out is None:
+            out = image.copy()
+        else:
+            np.copyto(out, image)
+        if x1 > x0 and y1 > y0:
+            cv2.remap(image, mx, my, cv2.INTER_LINEAR, dst=out[y0:y1, x0:x1], borderMode=border)
+        return out

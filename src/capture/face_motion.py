@@ -139,4 +139,6 @@ class FaceMotionExtractor:
             expression=expression,
             face_present=True,
             absolute_rotation=abs_axes.astype(np.float32),
+            param_weight=0.0,
+            mouth_weight=0.0,
         )

@@ -1,0 +1,261 @@
+"""The threaded pipeline: capture -> landmarks -> animate -> outputs.
+
+Live (`LivePipeline`): bounded newest-wins buffers between stages (drops are
+counted), pacing to the target fps, every frame carrying its capture time to
+the outputs. With no driver, or when the driver stalls, the animate stage
+ticks on its own so the avatar never freezes.
+
+Offline (`render`): the same stages with lossless buffers, batched animation,
+every driver frame rendered in order, as fast as the machine allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from src.animation.base import AnimationInput, BaseAnimationModel
+from src.animation.motion_mixer import MotionMixer
+from src.capture.face_motion import FaceMotionExtractor
+from src.capture.face_tracker import FaceTracker
+from src.capture.sources import CaptureSource
+from src.config import AppConfig
+from src.frames import MouthShape, RenderedFrame, TrackedFrame, VideoFrame
+from src.output.base import Output, PipelineControls
+from src.output.fanout import OutputFanout
+from src.pipeline.metrics import PipelineMetrics
+from src.pipeline.pacing import Pacer
+from src.pipeline.ring_buffer import BufferClosed, RingBuffer
+from src.pipeline.stage import EndOfStream, StageThread
+
+log = logging.getLogger(__name__)
+
+
+class MouthSource(Protocol):
+    """What the animate stage needs from an audio driver."""
+
+    def mouth_at(self, t: float) -> MouthShape: ...
+
+
+class FrameStamper(Protocol):
+    def __call__(self, image: np.ndarray, wall_ms: int) -> None: ...
+
+
+def _wall_ms(capture_ts: float) -> int:
+    """A monotonic capture time as wall-clock milliseconds (for stamping into pixels)."""
+    return int(round((time.time() - (time.monotonic() - capture_ts)) * 1000.0))
+
+
+@dataclass
+class AnimateStage:
+    """Turns tracked frames into rendered frames: mixes motion, asks the animator, stamps."""
+
+    config: AppConfig
+    animator: BaseAnimationModel
+    mouth: MouthSource | None = None
+    mouth_at_frame: Callable[[TrackedFrame], MouthShape | None] | None = None
+    stamper: FrameStamper | None = None
+    first_frame: threading.Event = field(default_factory=threading.Event)
+    mixer: MotionMixer | None = None
+
+    def __post_init__(self) -> None:
+        if self.mixer is None:
+            self.mixer = MotionMixer(self.config)
+
+    def render(self, frames: Sequence[TrackedFrame], clock: Callable[[TrackedFrame], float] | None = None) -> list[RenderedFrame]:
+        assert self.mixer is not None
+        inputs: list[AnimationInput] = []
+        for tf in frames:
+            t = clock(tf) if clock else tf.capture_ts
+            audio = None
+            if self.mouth_at_frame is not None:
+                audio = self.mouth_at_frame(tf)
+            elif self.mouth is not None:
+                audio = self.mouth.mouth_at(tf.capture_ts)
+            motion = self.mixer.update(t, tf.motion, audio)
+            inputs.append(AnimationInput(motion=motion, capture_ts=tf.capture_ts, index=tf.index, driver_frame=tf.frame,
+                                         driver_face=tf.face, audio_mouth=audio, media_time_s=tf.media_time_s))
+        images = self.animator.animate_batch(inputs)
+        done = time.monotonic()
+        out = []
+        for inp, img in zip(inputs, images, strict=True):
+            if self.stamper is not None:
+                self.stamper(img, _wall_ms(inp.capture_ts))
+            out.append(RenderedFrame(image=img, capture_ts=inp.capture_ts, index=inp.index, media_time_s=inp.media_time_s,
+                                     stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)}))
+        self.first_frame.set()
+        return out
+
+
+class LandmarkStage:
+    """Face tracking + motion relative to the neutral face."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.tracker = FaceTracker(config.tracking)
+        self.motion = FaceMotionExtractor(config.tracking)
+
+    def process(self, frames: Sequence[VideoFrame], clock: Callable[[VideoFrame], float] | None = None) -> list[TrackedFrame]:
+        out = []
+        for f in frames:
+            t = clock(f) if clock else f.capture_ts
+            try:
+                faces = self.tracker.process(f.image)
+                corrupt = False
+            except Exception as exc:  # noqa: BLE001 - a corrupt frame is skipped and counted, never fatal
+                log.debug("landmarks: frame %d failed: %s", f.index, exc)
+                faces, corrupt = [], True
+            face = faces[0] if faces else None
+            motion = self.motion.update(face, t)
+            out.append(TrackedFrame(frame=f, capture_ts=f.capture_ts, index=f.index, face=face, motion=motion,
+                                    media_time_s=f.media_time_s, corrupt=corrupt))
+        return out
+
+    def close(self) -> None:
+        self.tracker.close()
+
+
+class LivePipeline:
+    """Start, run for a while (or until stopped), stop: every thread joined."""
+
+    def __init__(self, config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Output],
+                 capture: CaptureSource | None = None, mouth: MouthSource | None = None,
+                 stamper: FrameStamper | None = None) -> None:
+        self.config = config
+        self.animator = animator
+        self.capture = capture
+        self.metrics = PipelineMetrics()
+        self.stop_event = threading.Event()
+        self._ended = threading.Event()
+        pc = config.pipeline
+        self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
+                                         toggle_motion_mode=self._toggle_mode)
+        self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper)
+        self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
+        self.fanout = OutputFanout(outputs, self.metrics, self.stop_event, live=True, queue_size=config.output.queue_size)
+        self.threads: list[StageThread] = []
+        self.landmarks: LandmarkStage | None = None
+        self.period = 1.0 / pc.fps
+        if capture is not None:
+            self.landmarks = LandmarkStage(config)
+            cap_buf: RingBuffer[VideoFrame] = RingBuffer(pc.queue_size, "newest", "capture->landmarks")
+            lm_buf: RingBuffer[TrackedFrame] = RingBuffer(pc.queue_size, "newest", "landmarks->animate")
+            m_cap = self.metrics.stage("capture")
+            m_lm = self.metrics.stage("landmarks", depth=cap_buf.__len__)
+            m_lm.add_drop_source(lambda: cap_buf.dropped)
+            self.threads.append(StageThread("capture", self._read_capture, m_cap, self.stop_event, outboxes=[cap_buf]))
+            self.threads.append(StageThread("landmarks", self.landmarks.process, m_lm, self.stop_event, inbox=cap_buf,
+                                            outboxes=[lm_buf], on_exit=self.landmarks.close))
+            self._anim_in: RingBuffer[TrackedFrame] | None = lm_buf
+            m_an = self.metrics.stage("animate", depth=lm_buf.__len__)
+            m_an.add_drop_source(lambda: lm_buf.dropped)
+        else:
+            self._anim_in = None
+            m_an = self.metrics.stage("animate")
+        self._pacer = Pacer(pc.fps, self.stop_event)
+        self._tick_index = 0
+        self.threads.append(StageThread("animate", self._animate_next, m_an, self.stop_event, outboxes=self.fanout.buffers))
+        self._opened = False
+
+    # -- stage bodies --------------------------------------------------------------------------
+
+    def _read_capture(self) -> VideoFrame | None:
+        assert self.capture is not None
+        frame = self.capture.read()
+        if frame is None:
+            raise EndOfStream
+        return frame
+
+    def _tick(self) -> TrackedFrame:
+        now = time.monotonic()
+        tf = TrackedFrame(frame=None, capture_ts=now, index=self._tick_index)
+        self._tick_index += 1
+        return tf
+
+    def _animate_next(self) -> RenderedFrame | None:
+        """One output frame: the newest tracked frame, or an idle tick when there is none in time."""
+        if self._anim_in is None:
+            self._pacer.wait()
+            tf = self._tick()
+        else:
+            try:
+                tf = self._anim_in.get(timeout=2 * self.period)
+            except BufferClosed:
+                raise EndOfStream from None
+            if tf is None:  # the driver stalled: keep the avatar alive
+                tf = self._tick()
+        if self.stop_event.is_set():
+            return None
+        return self.animate.render([tf])[0]
+
+    # -- control -------------------------------------------------------------------------------
+
+    def _reset_neutral(self) -> None:
+        if self.landmarks is not None:
+            self.landmarks.motion.reset_neutral()
+
+    def _toggle_mode(self) -> str:
+        anim = self.config.animation
+        anim.motion_mode = "absolute" if anim.motion_mode == "relative" else "relative"
+        return anim.motion_mode
+
+    def start(self) -> None:
+        """Open the outputs (a user error if one cannot be opened) and start every thread."""
+        size = self.animator.output_size
+        self.fanout.open(size, size, self.config.pipeline.fps, self.controls)
+        self._opened = True
+        self.fanout.start()
+        for t in self.threads:
+            t.start()
+        self._t_start = time.monotonic()
+        log.info("pipeline started: %s", ", ".join(t.name for t in self.threads + self.fanout.threads))
+
+    @property
+    def finished(self) -> bool:
+        return all(not t.alive for t in self.fanout.threads)
+
+    def run(self, duration_s: float | None = None, on_tick: Callable[[], Any] | None = None) -> None:
+        """Block until `duration_s` passes, stop is requested, or the driver ends; then stop."""
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        next_log = time.monotonic() + self.config.pipeline.metrics_interval_s
+        try:
+            while not self.stop_event.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                if self.finished:
+                    break
+                self.stop_event.wait(0.05)
+                if on_tick is not None:
+                    on_tick()
+                if time.monotonic() >= next_log:
+                    next_log += self.config.pipeline.metrics_interval_s
+                    log.debug("metrics: %s", self.metrics.summary_line())
+        except KeyboardInterrupt:
+            log.info("interrupted; stopping")
+        finally:
+            self.stop()
+
+    def stop(self) -> list[str]:
+        """Stop every thread; returns the names of any still alive after the timeout (none expected)."""
+        self.stop_event.set()
+        deadline = time.monotonic() + self.config.pipeline.stop_timeout_s
+        for t in self.threads + self.fanout.threads:
+            if t._thread.ident is not None:  # started
+                t.join(max(0.0, deadline - time.monotonic()))
+        if self.capture is not None:
+            self.capture.close()
+        if self._opened and not any(t._thread.ident for t in self.fanout.threads):
+            for out in self.fanout.outputs:  # opened but never started: close here
+                out.close()
+        alive = [t.name for t in self.threads + self.fanout.threads if t.alive]
+        if alive:
+            log.warning("threads still running after %.1f s: %s", self.config.pipeline.stop_timeout_s, ", ".join(alive))
+        return alive
+
+    def errors(self) -> list[BaseException]:
+        return [t.exception for t in self.threads + self.fanout.threads if t.exception is not None]
