@@ -1,0 +1,252 @@
+"""The command-line jobs: build an animator, open drivers and outputs, run live or render.
+
+main.py parses arguments; everything here validates them at the boundary and
+raises UserError subclasses with one-line messages naming the input and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from src.animation import ANIMATORS, BaseAnimationModel, create_animator
+from src.capture import list_cameras, open_capture
+from src.config import AppConfig, load_config, resolve_path
+from src.errors import OutputError, UserError
+from src.output import OUTPUTS, Output, create_output
+from src.output.file_output import FileOutput
+from src.pipeline.pipeline import LivePipeline
+from src.pipeline.render import render
+
+log = logging.getLogger("puppetcam")
+
+ExtraParser = Callable[[argparse._SubParsersAction, Callable[[argparse.ArgumentParser], None]], None]
+_extra_parsers: list[ExtraParser] = []
+_extra_commands: dict[str, Callable[[argparse.Namespace, AppConfig], int]] = {}
+
+
+def register_command(name: str, add_parser: ExtraParser, run: Callable[[argparse.Namespace, AppConfig], int]) -> None:
+    """Other packages add subcommands (e.g. calibrate-voice) through this."""
+    _extra_parsers.append(add_parser)
+    _extra_commands[name] = run
+
+
+def add_extra_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    _load_plugins()
+    for add in _extra_parsers:
+        add(sub, common)
+
+
+def _load_plugins() -> None:
+    """Import optional packages that register animators, outputs or commands."""
+    import importlib
+
+    for mod in ("src.output.vcam", "src.output.webrtc", "src.animation.liveportrait", "src.animation.lipsync_unet", "src.audio.cli"):
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            if exc.name is None or not exc.name.startswith(mod.rsplit(".", 1)[0]):
+                log.debug("optional module %s unavailable: %s", mod, exc)
+
+
+def config_from_args(args: argparse.Namespace) -> AppConfig:
+    overrides = list(getattr(args, "overrides", []) or [])
+    config = load_config(getattr(args, "config", None), overrides)
+    if getattr(args, "face_index", None) is not None:
+        if args.face_index < 0:
+            raise UserError(f"--face-index {args.face_index}: must be 0 or more (0 = the largest face)")
+        config.source.face_index = args.face_index
+    if getattr(args, "debug", False):
+        config.logging.level = "debug"
+    logging.getLogger().setLevel(config.logging.level.upper())
+    return config
+
+
+def source_path(args: argparse.Namespace, config: AppConfig) -> str:
+    src = getattr(args, "source", None) or config.source.image
+    return str(resolve_path(src))
+
+
+def build_animator(config: AppConfig, name: str | None, source: str) -> BaseAnimationModel:
+    """Create, load and prepare the animator (a user error if the name, weights or source are bad)."""
+    animator = create_animator(name or config.animation.model, config)
+    animator.load_model()
+    animator.preprocess_source_image(source)
+    return animator
+
+
+# -- run ------------------------------------------------------------------------------------------
+
+def _has_display() -> bool:
+    return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _open_outputs(specs: list[str], config: AppConfig) -> list[Output]:
+    if not specs:
+        if not _has_display():
+            raise OutputError("no --output given and no display for a window; use --output file:out/live.mp4, "
+                              "--output webrtc or --output vcam")
+        specs = ["window"]
+    return [create_output(spec, config) for spec in specs]
+
+
+def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        raise UserError(f"--duration {args.duration}: must be a positive number of seconds")
+    driver = args.driver if args.driver is not None else config.capture.driver
+    audio_spec = args.audio if args.audio is not None else config.audio.input
+    outputs = _open_outputs(args.output, config)
+    animator = build_animator(config, args.animator, source_path(args, config))
+    capture = open_capture(driver, config, realtime=True, loop=True if args.loop else None)
+    mouth = open_live_audio(audio_spec, config, play=args.play_audio or config.audio.play_audio, loop=driver in (None, "none"))
+    stamper = None
+    if config.output.stamp_capture_time:
+        from src.output.timestamp_code import stamp
+
+        stamper = stamp
+    pipe = LivePipeline(config, animator, outputs, capture=capture, mouth=mouth, stamper=stamper)
+    for out in outputs:
+        attach = getattr(out, "attach_audio", None)
+        if attach is not None and mouth is not None and hasattr(mouth, "add_pcm_listener"):
+            attach(mouth)
+    try:
+        pipe.start()
+        if mouth is not None and hasattr(mouth, "start"):
+            mouth.start()
+        log.info("running (%s); Ctrl+C to stop", ", ".join(o.name for o in outputs))
+        pipe.run(args.duration)
+    finally:
+        pipe.stop()
+        if mouth is not None and hasattr(mouth, "stop"):
+            mouth.stop()
+    log.info("stopped: %s", pipe.metrics.summary_line())
+    return 0
+
+
+def open_live_audio(spec: str | None, config: AppConfig, *, play: bool, loop: bool) -> Any:
+    """The live audio driver for `spec` (mic[:DEVICE] | file | none), or None."""
+    if spec is None or spec.strip().lower() in ("", "none"):
+        return None
+    try:
+        from src.audio import AudioDriver
+    except ImportError as exc:  # pragma: no cover - the audio package ships with the app
+        raise UserError(f"--audio {spec}: audio support is not installed ({exc}); reinstall with make setup") from None
+    return AudioDriver(spec, config, realtime=True, loop=loop, play=play)
+
+
+# -- render ---------------------------------------------------------------------------------------
+
+def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
+    out_path = Path(args.output).expanduser()
+    if out_path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
+        raise OutputError(f"--output {args.output}: give a video file name ending in .mp4 (or .mov, .mkv)")
+    if args.batch is not None and args.batch < 1:
+        raise UserError(f"--batch {args.batch}: must be 1 or more")
+    if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
+        raise UserError(f"--duration {args.duration}: must be a positive number of seconds")
+    animator = build_animator(config, args.animator, source_path(args, config))
+    capture = open_capture(args.driver, config, realtime=False, loop=False) if args.driver else None
+    fps = capture.fps if capture is not None else (args.fps or config.pipeline.fps)
+    n_frames = None
+    mouth_track = None
+    output = FileOutput(str(out_path), config)
+    if args.audio:
+        from src.audio import AudioFileMux, file_mouth_track
+
+        track = file_mouth_track(args.audio, fps, config)
+        mouth_track = track.shapes
+        n_frames = len(track.shapes)
+        output.audio = AudioFileMux(args.audio, duration_s=n_frames / fps)
+        log.info("audio %s: %.2f s, mouth shapes by %s", args.audio, track.duration_s, track.method)
+    elif capture is None:
+        n_frames = int(round((args.duration or 10.0) * fps))
+    if args.duration is not None and capture is not None:
+        n_frames = int(round(args.duration * fps))
+    result = render(config, animator, [output], capture=capture, n_frames=n_frames, fps=fps, mouth_track=mouth_track,
+                    batch_size=args.batch)
+    log.info("rendered %d frames (%.2f s at %.2f fps) in %.2f s: %.1fx real time -> %s", result.frames, result.media_duration_s,
+             result.fps, result.wall_s, result.speed_x, out_path)
+    if result.corrupt_frames:
+        log.warning("%d corrupt driver frame(s) were skipped", result.corrupt_frames)
+    if capture is not None and result.faceless_frames:
+        log.info("%d driver frame(s) had no face: the avatar idled there", result.faceless_frames)
+    return 0
+
+
+# -- prepare --------------------------------------------------------------------------------------
+
+def cmd_prepare(args: argparse.Namespace, config: AppConfig) -> int:
+    name = args.animator or config.animation.model
+    if args.video:
+        from src.animation.lipsync_unet import prepare_template
+
+        path = prepare_template(args.video, config)
+        print(f"avatar template ready: {path}")
+        return 0
+    if args.force:
+        from src.animation.avatar import AvatarCache, file_hash
+
+        src = resolve_path(source_path(args, config))
+        cache_dir = AvatarCache(config.cache.dir).dir
+        for old in cache_dir.glob(f"{file_hash(src)[:20]}_*.npz") if cache_dir.is_dir() else []:
+            old.unlink(missing_ok=True)
+    animator = create_animator(name, config)
+    animator.load_model()
+    animator.preprocess_source_image(source_path(args, config))
+    print(f"prepared {source_path(args, config)} for {name}; cache: {Path(config.cache.dir).expanduser()}")
+    return 0
+
+
+# -- devices --------------------------------------------------------------------------------------
+
+def cmd_devices(args: argparse.Namespace, config: AppConfig) -> int:
+    import onnxruntime as ort
+
+    cams = list_cameras()
+    print("cameras:")
+    for c in cams or ["(none found)"]:
+        print(f"  {c}")
+    try:
+        from src.audio import list_input_devices
+
+        print("audio inputs:")
+        for d in list_input_devices() or ["(none found)"]:
+            print(f"  {d}")
+    except (ImportError, UserError) as exc:
+        print(f"audio inputs: unavailable ({exc})")
+    print("animators: " + ", ".join(ANIMATORS.names()))
+    print("outputs: " + ", ".join(OUTPUTS.names()))
+    try:
+        from src.output.vcam import describe_vcam_backends
+
+        print("virtual camera backends:")
+        for b in describe_vcam_backends():
+            state = "available" if b.get("available") else f"missing: {b.get('reason', '')}"
+            print(f"  {b.get('name')}: {state}")
+    except ImportError:
+        pass
+    print("onnxruntime providers: " + ", ".join(ort.get_available_providers()))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, AppConfig], int]] = {
+    "run": cmd_run,
+    "render": cmd_render,
+    "prepare": cmd_prepare,
+    "devices": cmd_devices,
+}
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    _load_plugins()
+    config = config_from_args(args)
+    fn = COMMANDS.get(args.command) or _extra_commands.get(args.command)
+    if fn is None:
+        raise UserError(f"unknown command {args.command!r}")
+    return fn(args, config)
