@@ -40,6 +40,7 @@ class CaptureSource(ABC):
         self.size = (0, 0)
         self.index = 0
         self.corrupt_frames = 0
+        self.last_read_s = 0.0  # time the last read() spent decoding (excluding pacing waits)
 
     @abstractmethod
     def read(self) -> VideoFrame | None: ...
@@ -158,11 +159,13 @@ class VideoCaptureSource(CaptureSource):
             return None
 
     def read(self) -> VideoFrame | None:
+        if self._pacer is not None:
+            self._pacer.wait()  # a file plays at its own fps; a camera paces itself
+        t0 = time.perf_counter()
         image = self._grab()
+        self.last_read_s = time.perf_counter() - t0
         if image is None:
             return None
-        if self._pacer is not None:
-            self._pacer.wait()
         ts = time.monotonic()
         media_time = None if self.is_camera else self._loop_offset + self._media_index / self.fps
         frame = VideoFrame(image=image, capture_ts=ts, index=self.index, media_time_s=media_time)
@@ -189,6 +192,7 @@ class ImageSource(CaptureSource):
     def read(self) -> VideoFrame | None:
         if self._pacer is not None:
             self._pacer.wait()
+        self.last_read_s = 0.0
         frame = VideoFrame(self.image, time.monotonic(), self.index, self.index / self.fps)
         self.index += 1
         return frame

@@ -148,7 +148,8 @@ class LivePipeline:
             m_cap = self.metrics.stage("capture")
             m_lm = self.metrics.stage("landmarks", depth=cap_buf.__len__)
             m_lm.add_drop_source(lambda: cap_buf.dropped)
-            self.threads.append(StageThread("capture", self._read_capture, m_cap, self.stop_event, outboxes=[cap_buf]))
+            self._m_capture = m_cap
+            self.threads.append(StageThread("capture", self._read_capture, m_cap, self.stop_event, outboxes=[cap_buf], self_timed=True))
             self.threads.append(StageThread("landmarks", self.landmarks.process, m_lm, self.stop_event, inbox=cap_buf,
                                             outboxes=[lm_buf], on_exit=self.landmarks.close))
             self._anim_in: RingBuffer[TrackedFrame] | None = lm_buf
@@ -159,7 +160,9 @@ class LivePipeline:
             m_an = self.metrics.stage("animate")
         self._pacer = Pacer(pc.fps, self.stop_event)
         self._tick_index = 0
-        self.threads.append(StageThread("animate", self._animate_next, m_an, self.stop_event, outboxes=self.fanout.buffers))
+        self._m_animate = m_an
+        self.threads.append(StageThread("animate", self._animate_next, m_an, self.stop_event, outboxes=self.fanout.buffers,
+                                        self_timed=True))
         self._opened = False
 
     # -- stage bodies --------------------------------------------------------------------------
@@ -169,6 +172,7 @@ class LivePipeline:
         frame = self.capture.read()
         if frame is None:
             raise EndOfStream
+        self._m_capture.record(self.capture.last_read_s)
         return frame
 
     def _tick(self) -> TrackedFrame:
@@ -191,7 +195,10 @@ class LivePipeline:
                 tf = self._tick()
         if self.stop_event.is_set():
             return None
-        return self.animate.render([tf])[0]
+        t0 = time.perf_counter()
+        frame = self.animate.render([tf])[0]
+        self._m_animate.record(time.perf_counter() - t0)
+        return frame
 
     # -- control -------------------------------------------------------------------------------
 

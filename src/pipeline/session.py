@@ -21,8 +21,8 @@ from src.config import AppConfig, load_config, resolve_path
 from src.errors import OutputError, UserError
 from src.output import OUTPUTS, Output, create_output
 from src.output.file_output import FileOutput
+from src.pipeline.offline import render
 from src.pipeline.pipeline import LivePipeline
-from src.pipeline.render import render
 
 log = logging.getLogger("puppetcam")
 

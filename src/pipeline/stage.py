@@ -47,6 +47,7 @@ class StageThread:
         batch_size: int = 1,
         latency_of: Callable[[Any], float | None] | None = None,
         on_exit: Callable[[], None] | None = None,
+        self_timed: bool = False,
     ) -> None:
         self.name = name
         self._fn = fn
@@ -57,6 +58,7 @@ class StageThread:
         self.batch_size = batch_size
         self._latency_of = latency_of
         self._on_exit = on_exit
+        self._self_timed = self_timed  # fn records its own busy time (its waits are not processing)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._error_kinds: set[str] = set()
         self.exception: BaseException | None = None
@@ -103,7 +105,8 @@ class StageThread:
                         continue
                     if item is None:
                         continue
-                    self.metrics.record(time.perf_counter() - t0)
+                    if not self._self_timed:
+                        self.metrics.record(time.perf_counter() - t0)
                     self._emit([item])
                     continue
                 try:
@@ -120,7 +123,8 @@ class StageThread:
                 except Exception as exc:  # noqa: BLE001 - one bad frame never ends a stream
                     self._report(exc)
                     continue
-                self.metrics.record(time.perf_counter() - t0, n=len(items))
+                if not self._self_timed:
+                    self.metrics.record(time.perf_counter() - t0, n=len(items))
                 self._emit(results)
         except BaseException as exc:  # noqa: BLE001 - recorded for the owner to re-raise
             self.exception = exc

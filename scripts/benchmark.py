@@ -1,0 +1,341 @@
+#!/usr/bin/env python
+"""Measure FPS, latency, drops, memory and warp quality of the real pipeline on this machine.
+
+    python scripts/benchmark.py [--driver VIDEO|webcam[:N]] [--duration S] [--frames N] [--json FILE] [--plot FILE]
+
+Writes JSON with: fps (unpaced, end to end, null sink), landmark_only_fps,
+stage_ms, latency_ms (paced), dropped, frames, rss_mb, warp_vs_skimage, and,
+with --reenactment, the self-reenactment and cross-identity figures.
+Default driver: the shared carphone clip scaled to 640x480 (made once under out/bench/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+from src.animation import AnimationInput, MeshWarpAnimator, PiecewiseAffineWarper  # noqa: E402
+from src.capture import FaceTracker, open_capture  # noqa: E402
+from src.capture.face_geometry import euler_to_rotation  # noqa: E402
+from src.config import AppConfig, load_config  # noqa: E402
+from src.frames import MotionState, MouthShape, RenderedFrame  # noqa: E402
+from src.output import NullOutput, Output  # noqa: E402
+from src.pipeline import LivePipeline, render  # noqa: E402
+from src.pipeline.metrics import percentiles  # noqa: E402
+
+log = logging.getLogger("benchmark")
+SHARED_CLIP = ROOT.parent / "shared" / "assets" / "driver_carphone.mp4"
+BENCH_DIR = ROOT / "out" / "bench"
+
+
+def rss_mb() -> float:
+    return round(psutil.Process().memory_info().rss / 2**20, 1)
+
+
+def scaled_driver(src: Path, size: tuple[int, int] = (640, 480)) -> Path:
+    """The clip re-encoded at `size` (H.264 through PyAV), made once."""
+    import av
+
+    out = BENCH_DIR / f"{src.stem}_{size[0]}x{size[1]}.mp4"
+    if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        vin = inp.streams.video[0]
+        stream = dst.add_stream("libx264", rate=vin.average_rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        for frame in inp.decode(vin):
+            img = cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_CUBIC)
+            for pkt in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                dst.mux(pkt)
+        for pkt in stream.encode(None):
+            dst.mux(pkt)
+    return out
+
+
+class LatencyRecorder(Output):
+    """A sink that keeps every frame's capture-to-output latency (the null output, with a memory)."""
+
+    name = "latency"
+    realtime = False
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.arrivals: list[float] = []
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        pass
+
+    def write(self, frame: RenderedFrame) -> None:
+        now = time.monotonic()
+        self.latencies_ms.append((now - frame.capture_ts) * 1000.0)
+        self.arrivals.append(now)
+
+
+def make_animator(config: AppConfig, source: str) -> MeshWarpAnimator:
+    animator = MeshWarpAnimator(config)
+    animator.load_model()
+    animator.preprocess_source_image(source)
+    return animator
+
+
+def measure_landmarks_only(driver: str, config: AppConfig, max_frames: int = 300) -> dict[str, Any]:
+    """The face tracker alone on the driver's frames, decoded beforehand."""
+    cap = open_capture(driver, config, realtime=False, loop=True)
+    assert cap is not None
+    frames = []
+    while len(frames) < max_frames:
+        f = cap.read()
+        if f is None:
+            break
+        frames.append(f.image)
+    cap.close()
+    with FaceTracker(config.tracking) as tracker:
+        for img in frames[:10]:  # warm up (first detection)
+            tracker.process(img)
+        t0 = time.perf_counter()
+        for img in frames:
+            tracker.process(img)
+        wall = time.perf_counter() - t0
+    return {"fps": round(len(frames) / wall, 1), "frames": len(frames), "ms_per_frame": round(1000 * wall / len(frames), 2)}
+
+
+def measure_unpaced(driver: str, config: AppConfig, source: str, n_frames: int, batch: int) -> dict[str, Any]:
+    """The whole pipeline (decode, track, animate, null sink) on every frame, as fast as possible."""
+    animator = make_animator(config, source)
+    cap = open_capture(driver, config, realtime=False, loop=True)
+    sink = NullOutput()
+    result = render(config, animator, [sink], capture=cap, n_frames=n_frames, batch_size=batch)
+    stage_ms = {k.split(":")[0] if k.startswith("output") else k: v["ms"] for k, v in result.metrics.items()}
+    return {"fps": round(result.frames / result.wall_s, 1), "frames": result.frames, "wall_s": round(result.wall_s, 2),
+            "stage_ms": stage_ms}
+
+
+def measure_paced(driver: str, config: AppConfig, source: str, duration_s: float, rss_probe: dict[str, float]) -> dict[str, Any]:
+    """The live pipeline with the driver played in real time (its own fps, about 30), null sink."""
+    animator = make_animator(config, source)
+    cap = open_capture(driver, config, realtime=True, loop=True)
+    rec = LatencyRecorder()
+    pipe = LivePipeline(config, animator, [rec], capture=cap)
+    t_start = time.monotonic()
+
+    def probe() -> None:
+        if "after_1min" not in rss_probe and time.monotonic() - t_start >= 60.0:
+            rss_probe["after_1min"] = rss_mb()
+
+    pipe.start()
+    pipe.run(duration_s, on_tick=probe)
+    snap = pipe.metrics.snapshot()
+    lat = np.array(rec.latencies_ms[30:] or rec.latencies_ms)  # skip the first second (warm-up)
+    captured = pipe.metrics.stage("capture").frames
+    dropped = sum(m["dropped"] for m in snap.values())
+    gaps = np.diff(rec.arrivals) if len(rec.arrivals) > 2 else np.array([0.0])
+    return {
+        "latency_ms": {**percentiles(lat, (50, 95)), "max": round(float(lat.max()), 2) if lat.size else None},
+        "frames": len(rec.latencies_ms),
+        "captured": captured,
+        "dropped": int(dropped),
+        "output_fps": round(len(rec.arrivals) / max(rec.arrivals[-1] - rec.arrivals[0], 1e-9), 2) if len(rec.arrivals) > 1 else 0.0,
+        "max_gap_ms": round(float(gaps.max()) * 1000, 1),
+        "stage_ms": {k: v["ms"] for k, v in snap.items()},
+        "errors": int(sum(m["errors"] for m in snap.values())),
+        "duration_s": duration_s,
+        "_latencies": [round(x, 2) for x in rec.latencies_ms],
+    }
+
+
+def measure_warp(config: AppConfig, source: str) -> dict[str, Any]:
+    """Our warp against scikit-image's PiecewiseAffineTransform + warp on the same image and mesh."""
+    from scipy.spatial import Delaunay
+    from skimage.transform import PiecewiseAffineTransform
+    from skimage.transform import warp as sk_warp
+
+    animator = make_animator(config, source)
+    src = animator.source
+    assert src is not None
+    image = src.avatar.image
+    points = src.mesh.points[:, :2]
+    motion = MotionState(rotation=euler_to_rotation(5.0, 3.0, 4.0), mouth=MouthShape(open=0.06), eye_open=(0.8, 0.8),
+                         translation=np.array([0.05, 0.02], np.float32))
+    dst = animator.target_points(motion)[:, :2]
+    # scikit-image triangulates the points it is given (Delaunay); use that same mesh for ours.
+    tri = Delaunay(dst.astype(np.float64)).simplices
+    same_topology = {tuple(sorted(t)) for t in tri} == {tuple(sorted(t)) for t in Delaunay(points.astype(np.float64)).simplices}
+    size = image.shape[1], image.shape[0]
+    ours = PiecewiseAffineWarper(points, tri, size, config.animation.meshwarp.map_scale)
+    for _ in range(5):
+        ours.warp(image, dst)
+    times = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        out = ours.warp(image, dst)
+        times.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    tform = PiecewiseAffineTransform()
+    tform.estimate(dst.astype(np.float64), points.astype(np.float64))
+    ref = sk_warp(image.astype(np.float64) / 255.0, tform, order=1, mode="edge")
+    sk_s = time.perf_counter() - t0
+    ref8 = np.clip(ref * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    mse = float(np.mean((ref8.astype(np.float64) - out.astype(np.float64)) ** 2))
+    psnr = 10 * np.log10(255.0**2 / mse) if mse > 0 else float("inf")
+    ours_ms = float(np.median(times)) * 1000
+    return {"speedup": round(sk_s * 1000 / ours_ms, 1), "psnr_db": round(psnr, 2), "ours_ms": round(ours_ms, 3),
+            "skimage_ms": round(sk_s * 1000, 1), "points": len(points), "triangles": len(tri), "same_topology": same_topology}
+
+
+def measure_animate_only(config: AppConfig, source: str, n: int = 300) -> dict[str, Any]:
+    """The meshwarp animator alone on a varied motion (no other thread running)."""
+    animator = make_animator(config, source)
+    times = []
+    for i in range(n):
+        t = i / 30.0
+        m = MotionState(rotation=euler_to_rotation(8 * np.sin(t), 5 * np.sin(0.7 * t), 6 * np.sin(0.5 * t)),
+                        mouth=MouthShape(open=max(0.0, 0.3 * np.sin(3 * t))), eye_open=(1.0 - 0.9 * (i % 60 < 6),) * 2)
+        t0 = time.perf_counter()
+        animator.animate(AnimationInput(motion=m, capture_ts=t, index=i))
+        times.append((time.perf_counter() - t0) * 1000)
+    return percentiles(times[10:])
+
+
+def measure_reenactment(config: AppConfig, clip: Path, work: Path) -> dict[str, Any]:
+    """Self-reenactment (source = the clip's first frame) and cross-identity (bundled portrait) figures."""
+    from scripts.reenactment_metrics import reenactment_metrics
+
+    work.mkdir(parents=True, exist_ok=True)
+    cap = cv2.VideoCapture(str(clip))
+    ok, first = cap.read()
+    cap.release()
+    if not ok:
+        raise RuntimeError(f"cannot read {clip}")
+    first_png = work / "self_source.png"
+    cv2.imwrite(str(first_png), first)
+    from src.output import FileOutput
+
+    results: dict[str, Any] = {}
+    for name, source in (("self", str(first_png)), ("cross", str(ROOT / "assets" / "portrait.png"))):
+        out_path = work / f"reenact_{name}.mp4"
+        animator = make_animator(config, source)
+        render(config, animator, [FileOutput(str(out_path), config)], capture=open_capture(str(clip), config, realtime=False, loop=False))
+        results[name] = reenactment_metrics(str(clip), str(out_path))
+    return results
+
+
+def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    if latencies:
+        ax1.hist(latencies, bins=50, color="#3b7dd8")
+    ax1.set_title(f"capture-to-output latency, paced ({len(latencies)} frames)")
+    ax1.set_xlabel("ms")
+    stages = report.get("stage_ms", {})
+    names = list(stages)
+    p50 = [stages[n]["p50"] for n in names]
+    p95 = [stages[n]["p95"] for n in names]
+    x = np.arange(len(names))
+    ax2.bar(x - 0.2, p50, 0.4, label="p50")
+    ax2.bar(x + 0.2, p95, 0.4, label="p95")
+    ax2.set_xticks(x, names, rotation=20)
+    ax2.set_ylabel("ms per frame")
+    ax2.set_title("per-stage processing time (paced run)")
+    ax2.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--driver", help="driver video or webcam[:N] (default: the shared clip at 640x480)")
+    ap.add_argument("--source", default=str(ROOT / "assets" / "portrait.png"))
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of the paced (real-time) run")
+    ap.add_argument("--frames", type=int, default=900, help="frames of the unpaced throughput run")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "benchmark.json"))
+    ap.add_argument("--plot", default=str(ROOT / "out" / "bench" / "benchmark.png"))
+    ap.add_argument("--reenactment", action="store_true", help="also measure self-reenactment and cross-identity figures")
+    ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config(overrides=args.overrides)
+    if args.driver:
+        driver = args.driver
+    elif SHARED_CLIP.is_file():
+        driver = str(scaled_driver(SHARED_CLIP))
+    else:
+        print(f"error: no --driver given and the shared clip {SHARED_CLIP} is absent; pass --driver VIDEO", file=sys.stderr)
+        return 2
+    report: dict[str, Any] = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "gpu": "none (CPU only)"},
+        "driver": driver,
+        "output_size_px": config.animation.output_size_px,
+        "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    rss: dict[str, float] = {"start": rss_mb()}
+    if "landmarks" not in args.skip:
+        lo = measure_landmarks_only(driver, config)
+        report["landmark_only_fps"] = lo["fps"]
+        log.info("landmarks alone: %.1f fps", lo["fps"])
+    report["animate_only_ms"] = measure_animate_only(config, args.source)
+    if "unpaced" not in args.skip:
+        up = measure_unpaced(driver, config, args.source, args.frames, args.batch)
+        report["fps"] = up["fps"]
+        report["unpaced"] = up
+        log.info("unpaced end to end: %.1f fps", up["fps"])
+        if "landmark_only_fps" in report:
+            report["fps_vs_landmark_only"] = round(up["fps"] / report["landmark_only_fps"], 3)
+    latencies: list[float] = []
+    if "paced" not in args.skip:
+        rss["before_paced"] = rss_mb()
+        paced = measure_paced(driver, config, args.source, args.duration, rss)
+        latencies = paced.pop("_latencies")
+        report["latency_ms"] = paced["latency_ms"]
+        report["dropped"] = paced["dropped"]
+        report["frames"] = paced["frames"]
+        report["stage_ms"] = paced["stage_ms"]
+        report["paced"] = paced
+        log.info("paced: latency p50 %.1f p95 %.1f ms, dropped %d of %d", paced["latency_ms"]["p50"], paced["latency_ms"]["p95"],
+                 paced["dropped"], paced["captured"])
+    rss["end"] = rss_mb()
+    report["rss_mb"] = rss
+    if "warp" not in args.skip:
+        report["warp_vs_skimage"] = measure_warp(config, args.source)
+    if args.reenactment:
+        if not SHARED_CLIP.is_file():
+            report["reenactment"] = {"skipped": f"{SHARED_CLIP} absent"}
+        else:
+            report["reenactment"] = measure_reenactment(config, SHARED_CLIP, BENCH_DIR / "reenactment")
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    if args.plot:
+        plot(report, latencies, Path(args.plot))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "benchmark"
+    sys.exit(main())
