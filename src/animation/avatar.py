@@ -29,7 +29,7 @@ from src.errors import SourceImageError
 
 log = logging.getLogger(__name__)
 
-PREP_VERSION = 3  # bump when the cached arrays change meaning
+PREP_VERSION = 5  # bump when the cached arrays change meaning
 
 
 def file_hash(path: str | Path) -> str:

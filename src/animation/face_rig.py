@@ -48,7 +48,8 @@ class FaceRig:
 
     def offsets(self, coefs: np.ndarray) -> np.ndarray:
         """Sum of bases weighted by `coefs` (len(BASES),): (468, 3)."""
-        return np.tensordot(coefs.astype(np.float32), self.bases, axes=1)
+        flat = self.bases.reshape(len(self.bases), -1)
+        return (coefs.astype(np.float32) @ flat).reshape(self.bases.shape[1:])
 
 
 def _eye_basis(local: np.ndarray, upper: list[int], lower: list[int], corners: tuple[int, int],
@@ -73,7 +74,7 @@ def _eye_basis(local: np.ndarray, upper: list[int], lower: list[int], corners: t
             w = 1.0 - (lid_y - y) / span
             out[i, 1] = 0.85 * g * max(w, 0.0) ** 1.5 * lateral
     for j, idx in enumerate(upper):
-        out[idx, 1] = gaps[j] * 0.92  # the margins nearly meet; lashes cover the rest
+        out[idx, 1] = gaps[j] * 0.97  # the margins meet; the lashes cover the seam
     for j, idx in enumerate(lower):
         out[idx, 1] = -gaps[j] * 0.08
     for idx in corners:

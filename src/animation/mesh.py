@@ -12,7 +12,42 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import Delaunay
 
-from src.capture.face_geometry import CHIN, FACE_OVAL, N_MESH, face_frame, interocular
+from src.capture.face_geometry import (
+    CHIN,
+    FACE_OVAL,
+    INNER_MOUTH_RING,
+    LEFT_BROW,
+    LEFT_EYE_RING,
+    LIPS_LOWER_OUTER,
+    LIPS_UPPER_OUTER,
+    N_MESH,
+    RIGHT_BROW,
+    RIGHT_EYE_RING,
+    face_frame,
+    interocular,
+)
+
+# Landmarks the warp mesh always keeps: every contour that moves on its own.
+NOSE_POINTS = [1, 2, 4, 5, 6, 19, 94, 168, 197, 195, 98, 327, 129, 358, 48, 278, 64, 294, 115, 344, 220, 440]
+CHEEK_JAW_POINTS = [152, 175, 199, 200, 18, 83, 313, 57, 287, 202, 422, 204, 424, 210, 430, 212, 432, 205, 425, 50, 280]
+FORCED_POINTS = sorted(set(INNER_MOUTH_RING + LIPS_UPPER_OUTER + LIPS_LOWER_OUTER + LEFT_EYE_RING + RIGHT_EYE_RING + LEFT_BROW
+                           + RIGHT_BROW + FACE_OVAL + NOSE_POINTS + CHEEK_JAW_POINTS))
+FACE_SPACING_IOD = 0.16  # other landmarks are added only where the mesh is sparser than this
+
+
+def select_face_points(local: np.ndarray, spacing: float = FACE_SPACING_IOD) -> np.ndarray:
+    """Indices of the face landmarks the warp triangulates: the contours plus a farthest-point
+    sample of the rest. Fewer triangles, same motion: cheeks and forehead are smooth."""
+    chosen = list(FORCED_POINTS)
+    xy = local[:N_MESH, :2]
+    dist = np.min(np.linalg.norm(xy[:, None, :] - xy[None, chosen, :], axis=2), axis=1)
+    while True:
+        i = int(np.argmax(dist))
+        if dist[i] < spacing:
+            break
+        chosen.append(i)
+        dist = np.minimum(dist, np.linalg.norm(xy - xy[i], axis=1))
+    return np.array(sorted(chosen), np.int32)
 
 BORDER_STEPS = 8  # points per image edge
 
@@ -99,7 +134,11 @@ def build_source_mesh(landmarks: np.ndarray, size: tuple[int, int], head_margin:
 
     points = np.vstack([face, head_ok, fixed_ok]).astype(np.float32)
     rigidity = np.concatenate([np.ones(len(face)), head_rig, np.zeros(len(fixed_ok))]).astype(np.float32)
-    tri = Delaunay(points[:, :2].astype(np.float64)).simplices.astype(np.int32)
+    # Triangulate a subset of the face landmarks (all of them still move; unused ones just carry no triangle).
+    _, axes = face_frame(lm)
+    local = (lm[:N_MESH] - lm[:N_MESH].mean(axis=0)) @ axes / max(iod, 1e-6)
+    used = np.concatenate([select_face_points(local), np.arange(len(face), len(points))])
+    tri = used[Delaunay(points[used, :2].astype(np.float64)).simplices].astype(np.int32)
     # Drop slivers that Delaunay adds along the straight border.
     p = points[tri][:, :, :2]
     area = 0.5 * np.abs((p[:, 1, 0] - p[:, 0, 0]) * (p[:, 2, 1] - p[:, 0, 1]) - (p[:, 2, 0] - p[:, 0, 0]) * (p[:, 1, 1] - p[:, 0, 1]))
