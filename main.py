@@ -19,6 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's probing warnings are not for users
 
 from src.errors import UserError  # noqa: E402
 from src.pipeline import session as commands  # noqa: E402

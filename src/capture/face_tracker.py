@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +17,28 @@ from src.frames import FaceObservation
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging quiet
 log = logging.getLogger(__name__)
+WARMUP_IMAGE = Path(__file__).resolve().parents[2] / "assets" / "portrait.png"
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence C++ logging written straight to file descriptor 2 (TFLite and absl print
+    start-up notices there that mean nothing to a user)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 class FaceTracker:
@@ -27,15 +53,28 @@ class FaceTracker:
         import mediapipe as mp  # heavy import, deferred
 
         cfg = cfg or TrackingConfig()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode,
-            max_num_faces=max_faces or cfg.max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=cfg.min_detection_confidence,
-            min_tracking_confidence=cfg.min_tracking_confidence,
-        )
+        with quiet_stderr():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=static_image_mode,
+                max_num_faces=max_faces or cfg.max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=cfg.min_detection_confidence,
+                min_tracking_confidence=cfg.min_tracking_confidence,
+            )
+            self._warm_up(static_image_mode)
         self.frames = 0
         self.found = 0
+
+    def _warm_up(self, static_image_mode: bool) -> None:
+        """Run the graph once so every model is loaded (and its notices silenced) before real frames."""
+        img = cv2.imread(str(WARMUP_IMAGE)) if WARMUP_IMAGE.is_file() else None
+        if img is None:
+            return
+        rgb = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        self._mesh.process(rgb)
+        if not static_image_mode:
+            # Leave no tracking state behind: a blank frame makes the graph drop the warm-up face.
+            self._mesh.process(np.zeros_like(rgb))
 
     def process(self, image_bgr: np.ndarray) -> list[FaceObservation]:
         h, w = image_bgr.shape[:2]

@@ -24,6 +24,7 @@ from src.frames import VideoFrame
 from src.pipeline.pacing import Pacer
 
 log = logging.getLogger(__name__)
+cv2.setLogLevel(2)  # errors only (LOG_LEVEL_ERROR): probing cameras must not spam stderr
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_CORRUPT_IN_A_ROW = 30

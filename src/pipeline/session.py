@@ -102,8 +102,13 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     driver = args.driver if args.driver is not None else config.capture.driver
     audio_spec = args.audio if args.audio is not None else config.audio.input
     outputs = _open_outputs(args.output, config)
-    animator = build_animator(config, args.animator, source_path(args, config))
-    capture = open_capture(driver, config, realtime=True, loop=True if args.loop else None)
+    capture = open_capture(driver, config, realtime=True, loop=True if args.loop else None)  # fail fast on a bad driver
+    try:
+        animator = build_animator(config, args.animator, source_path(args, config))
+    except BaseException:
+        if capture is not None:
+            capture.close()
+        raise
     mouth = open_live_audio(audio_spec, config, play=args.play_audio or config.audio.play_audio, loop=driver in (None, "none"))
     stamper = None
     if config.output.stamp_capture_time:
@@ -150,8 +155,13 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
         raise UserError(f"--batch {args.batch}: must be 1 or more")
     if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
         raise UserError(f"--duration {args.duration}: must be a positive number of seconds")
-    animator = build_animator(config, args.animator, source_path(args, config))
     capture = open_capture(args.driver, config, realtime=False, loop=False) if args.driver else None
+    try:
+        animator = build_animator(config, args.animator, source_path(args, config))
+    except BaseException:
+        if capture is not None:
+            capture.close()
+        raise
     fps = capture.fps if capture is not None else (args.fps or config.pipeline.fps)
     n_frames = None
     mouth_track = None
