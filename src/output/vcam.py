@@ -319,6 +319,7 @@ class RecordingVcamBackend:
         self._device = device or "recording"
         self.send_ts: list[float] = []  # time.monotonic() of each send
         self.latency_ms: list[float] = []  # per new stamped frame: wall clock at send - stamp
+        self.latency_ts: list[float] = []  # ... and when it was sent (monotonic)
         self.stamps: list[int | None] = []
         self.frames: list[np.ndarray] = []
         self.sizes: set[int] = set()
@@ -339,6 +340,7 @@ class RecordingVcamBackend:
         # A repeated frame shows old content: latency counts each stamp's first appearance.
         if value is not None and (not self.stamps or value != self.stamps[-1]):
             self.latency_ms.append(float(now_ms - value))
+            self.latency_ts.append(self.send_ts[-1])
         self.stamps.append(value)
         if self.keep_frames:
             self.frames.append(image.copy())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import errno
 import itertools
 import json
@@ -50,6 +51,24 @@ class Peer:
     last_rtcp: float | None = None  # monotonic time the viewer's last receiver report was seen
     closing: bool = False
     watchdog: asyncio.Task[None] | None = None
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc.malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give freed memory back to the OS (glibc keeps a departed viewer's codec buffers otherwise,
+    so RSS would ratchet up as viewers come and go)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _static(name: str) -> bytes:
@@ -157,6 +176,7 @@ class WebRTCServer:
             peer.audio.stop()
         log.info("viewer %d (%s) left: %s; %d frames sent, %d skipped", peer.id, peer.remote, reason,
                  peer.video.frames, peer.video.skipped)
+        release_memory()
 
     async def _last_rtcp(self, peer: Peer) -> float | None:
         """When this viewer last sent a receiver report (from the video sender's stats)."""
