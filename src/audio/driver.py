@@ -1,0 +1,291 @@
+"""The live audio driver the pipeline uses: a microphone or a file in, a mouth shape per instant out.
+
+    driver = AudioDriver("mic", config)      # or "mic:USB", "mic:3", "speech.wav"
+    driver.start()
+    shape = driver.mouth_at(frame.capture_ts)
+    driver.stop()
+
+One named thread ("audio-analysis") reads 10 ms blocks (from the microphone's
+bounded queue, or from a file paced on the monotonic clock), analyses them, keeps
+a short history of smoothed mouth shapes stamped with capture time, and hands
+each block to PCM listeners. A lost microphone closes the mouth, warns once and
+is retried every `mic_retry_s`; nothing here raises into the pipeline after
+`start()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from src.audio.analysis import FrameAnalyzer
+from src.audio.blocks import AudioBlock, AudioInputError
+from src.audio.file_player import Clock, FilePlayer, MonotonicClock
+from src.audio.mic import MicCapture, StreamFactory
+from src.audio.mouth import LiveMouth, MouthHistory
+from src.audio.playback import AudioPlayback
+from src.audio.vowels import VowelTemplates, load_templates
+from src.config import AppConfig
+from src.frames import MouthShape
+from src.pipeline.metrics import percentiles
+
+log = logging.getLogger(__name__)
+
+PcmListener = Callable[[float, np.ndarray], None]
+BlockListener = Callable[[AudioBlock], None]
+
+
+def parse_audio_spec(spec: str) -> tuple[str, str | None]:
+    """'mic' -> ('mic', None); 'mic:USB' -> ('mic', 'USB'); anything else -> ('file', spec)."""
+    text = spec.strip()
+    if not text or text.lower() == "none":
+        raise AudioInputError("--audio: no audio input given; use mic, mic:DEVICE or a path to an audio file")
+    head, sep, rest = text.partition(":")
+    if head.lower() == "mic":
+        return "mic", (rest.strip() or None) if sep else None
+    return "file", text
+
+
+class PcmQueue:
+    """A non-blocking receiver for `add_pcm_listener`: keeps the newest `max_s` of audio, drops
+    (and counts) the oldest; a consumer (e.g. a WebRTC track) reads at its own pace."""
+
+    def __init__(self, max_s: float = 1.0, sample_rate_hz: int = 16000) -> None:
+        self._items: deque[tuple[float, np.ndarray]] = deque()
+        self._max = max(1, int(max_s * sample_rate_hz))
+        self._queued = 0
+        self._cond = threading.Condition()
+        self.dropped_samples = 0
+
+    def __call__(self, capture_ts: float, samples: np.ndarray) -> None:
+        with self._cond:
+            self._items.append((capture_ts, samples))
+            self._queued += len(samples)
+            while self._queued > self._max and len(self._items) > 1:
+                _, old = self._items.popleft()
+                self._queued -= len(old)
+                self.dropped_samples += len(old)
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> tuple[float, np.ndarray] | None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._items), timeout):
+                return None
+            ts, x = self._items.popleft()
+            self._queued -= len(x)
+            return ts, x
+
+
+class AudioDriver:
+    """Audio in (microphone or file), smoothed mouth shapes out, stamped on time.monotonic()."""
+
+    def __init__(
+        self,
+        spec: str,
+        config: AppConfig,
+        realtime: bool = True,
+        loop: bool = False,
+        *,
+        play_audio: bool | None = None,
+        clock: Clock | None = None,
+        stream_factory: StreamFactory | None = None,
+        templates: VowelTemplates | None = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        acfg = config.audio
+        self.kind, arg = parse_audio_spec(spec)
+        self.hop_s = acfg.block_ms / 1000.0
+        self.clock = clock or MonotonicClock()
+        self.mic: MicCapture | None = None
+        self.player: FilePlayer | None = None
+        if self.kind == "mic":
+            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory)
+            self.label = self.mic.label
+        else:
+            assert arg is not None
+            self.player = FilePlayer(arg, acfg.sample_rate_hz, acfg.block_ms, realtime, loop or acfg.loop, self.clock)
+            self.label = self.player.reader.label
+        self.templates = templates or load_templates(acfg)
+        self._analyzer = FrameAnalyzer(acfg.sample_rate_hz, acfg.analysis_window_ms)
+        self._mouth = LiveMouth(acfg, self.templates, self.hop_s)
+        self._history = MouthHistory()
+        self._play = (play_audio if play_audio is not None else acfg.play_audio) and self.kind == "file"
+        self._playback: AudioPlayback | None = None
+        self._pcm_listeners: list[PcmListener] = []
+        self._block_listeners: list[BlockListener] = []
+        self._listener_errors: dict[int, int] = {}
+        self._stop = threading.Event()
+        self.ended = threading.Event()  # set when no more audio will come (end of a file, or stop())
+        self._thread: threading.Thread | None = None
+        self._analysis_ms: deque[float] = deque(maxlen=1000)
+        self._onsets: deque[tuple[float, float]] = deque(maxlen=200)  # (capture ts of the decision hop end, wall time)
+        self.blocks = 0
+        self._mouth_closed_for_loss = False
+        self.last_level_db = -120.0
+
+    # -- public API ----------------------------------------------------------------------------
+    @property
+    def duration_s(self) -> float | None:
+        """Length of a file input in seconds (None for a microphone or an unknown length)."""
+        return self.player.duration_s if self.player is not None else None
+
+    @property
+    def voice_active(self) -> bool:
+        return self._mouth.active and not (self.mic is not None and self.mic.lost)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def add_pcm_listener(self, callback: PcmListener) -> None:
+        """Call `callback(capture_ts, samples)` for every block (16 kHz mono float32), on the audio
+        thread. It must return at once (hand the block to a queue: see PcmQueue)."""
+        self._pcm_listeners.append(callback)
+
+    def add_block_listener(self, callback: BlockListener) -> None:
+        """Like add_pcm_listener with the whole AudioBlock (arrival times, media time)."""
+        self._block_listeners.append(callback)
+
+    def mouth_at(self, t_monotonic: float) -> MouthShape:
+        """The smoothed mouth shape of the newest audio captured at or before `t_monotonic`."""
+        return self._history.at(t_monotonic)
+
+    def start(self) -> None:
+        """Open the input and start the analysis thread. A microphone that cannot be opened raises
+        AudioInputError (a user error) here."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self.ended.clear()
+        if self.mic is not None:
+            self.mic.start()
+        if self._play:
+            self._playback = AudioPlayback(self.config.audio.sample_rate_hz)
+            if not self._playback.open():
+                self._playback = None
+        if self.player is not None:
+            self.player.start()
+        self._thread = threading.Thread(target=self._run, name="audio-analysis", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self.mic is not None:
+            self.mic.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("audio-analysis thread did not stop within %.1f s", timeout)
+        self._thread = None
+        if self._playback is not None:
+            self._playback.close()
+            self._playback = None
+        self.ended.set()
+
+    def __enter__(self) -> AudioDriver:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- audio thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if self.mic is not None:
+                    blocks = self.mic.read(timeout=0.05)
+                    if self.mic.lost:
+                        self._close_for_loss()
+                        continue
+                    self._mouth_closed_for_loss = False
+                else:
+                    assert self.player is not None
+                    blocks = self.player.read(self._stop)
+                    if not blocks and self.player.finished:
+                        latest = self._history.latest()
+                        end = latest[0] if latest else self.clock.now()
+                        self._history.append(end, self._mouth.close())
+                        log.info("%s: end of audio", self.label)
+                        self.ended.set()
+                        return
+                for block in blocks:
+                    self._process(block)
+        except Exception:  # noqa: BLE001 - the audio thread never takes the pipeline down
+            log.exception("audio analysis failed; the mouth stays closed")
+            self._history.append(time.monotonic(), self._mouth.close())
+        finally:
+            if self.player is not None and self.player.finished:
+                self.ended.set()
+
+    def _close_for_loss(self) -> None:
+        if not self._mouth_closed_for_loss:
+            self._history.append(time.monotonic(), self._mouth.close())
+            self._analyzer.reset()
+            self._mouth_closed_for_loss = True
+
+    def _process(self, block: AudioBlock) -> None:
+        t0 = time.perf_counter()
+        was_active = self._mouth.active
+        features = self._analyzer.push(block.samples)
+        shape = self._mouth.step(features)
+        self._history.append(block.end_ts, shape)
+        self.last_level_db = features.level_db
+        if self._mouth.active and not was_active:
+            self._onsets.append((block.end_ts, time.monotonic()))
+        self._analysis_ms.append((time.perf_counter() - t0) * 1000.0)
+        self.blocks += 1
+        if self._playback is not None:
+            self._playback.write(block.samples)
+        for i, cb in enumerate(self._pcm_listeners):
+            self._call(i, cb, block.capture_ts, block.samples)
+        for j, bl in enumerate(self._block_listeners):
+            self._call(1000 + j, bl, block)
+
+    def _call(self, key: int, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - a broken listener never stops the audio
+            n = self._listener_errors.get(key, 0) + 1
+            self._listener_errors[key] = n
+            if n == 1:
+                log.warning("audio listener %r failed (%s); further errors are only counted", fn, exc)
+
+    def stats(self) -> dict[str, Any]:
+        vad = self._mouth.vad
+        out: dict[str, Any] = {
+            "input": self.label,
+            "blocks": self.blocks,
+            "analysis_ms": percentiles(list(self._analysis_ms)),
+            "voice_active": self.voice_active,
+            "onsets": vad.onsets,
+            "level_dbfs": round(self.last_level_db, 1),
+            "noise_floor_dbfs": round(vad.floor_db, 1) if vad.floor_db is not None else None,
+            "vowel": self._mouth.last_vowel,
+            "templates": self.templates.source,
+            "listener_errors": sum(self._listener_errors.values()),
+        }
+        if self.mic is not None:
+            out["mic"] = self.mic.stats()
+        if self.player is not None:
+            out["file"] = {
+                "duration_s": self.player.duration_s,
+                "passes": self.player.passes,
+                "lag_ms": percentiles(list(self.player.lag_ms), (50, 95, 99)),
+                "reanchors": self.player.reanchors,
+                "decode_errors": self.player.reader.decode_errors,
+            }
+        if self._playback is not None:
+            out["playback"] = {
+                "latency_ms": round(self._playback.latency_s * 1000.0, 1),
+                "underruns": self._playback.underruns,
+                "dropped_samples": self._playback.dropped,
+            }
+        return out
