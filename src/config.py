@@ -120,11 +120,48 @@ class IdleConfig(Section):
         return v
 
 
+class VadConfig(Section):
+    onset_db: float = Field(10.0, gt=0, le=40)
+    offset_db: float = Field(6.0, ge=0, le=40)
+    onset_min_ms: float = Field(30.0, ge=0, le=500)
+    offset_min_ms: float = Field(60.0, ge=0, le=2000)
+    min_level_dbfs: float = Field(-55.0, ge=-120, le=0)
+    initial_floor_dbfs: float = Field(-50.0, ge=-120, le=0)
+    floor_rise_db_per_s: float = Field(3.0, ge=0, le=100)
+    voicing_threshold: float = Field(0.45, ge=0, le=1)
+
+
+class MouthSmoothingConfig(Section):
+    attack_ms: float = Field(30.0, ge=0, le=1000)
+    release_ms: float = Field(100.0, ge=0, le=2000)
+    vowel_smoothing_ms: float = Field(50.0, ge=0, le=1000)
+    max_open: float = Field(0.6, gt=0, le=1.5)
+
+
+class VisemeConfig(Section):
+    method: Literal["auto", "phones", "live"] = "auto"
+    anticipation_ms: float = Field(200.0, ge=0, le=1000)
+    min_shape_ms: float = Field(70.0, ge=0, le=1000)
+    hold_pause_ms: float = Field(120.0, ge=0, le=2000)
+    relax_pause_ms: float = Field(350.0, ge=0, le=5000)
+    transition_ms: float = Field(60.0, ge=0, le=500)
+    onset_lead_ms: float = Field(10.0, ge=0, le=200)
+
+
 class AudioConfig(Section):
     input: str = "none"
-    sample_rate_hz: int = Field(16000, ge=8000, le=48000)
+    sample_rate_hz: Literal[16000] = 16000
     block_ms: float = Field(10.0, gt=0, le=100)
     play_audio: bool = False
+    loop: bool = False
+    ring_s: float = Field(2.0, gt=0, le=60)
+    mic_retry_s: float = Field(2.0, gt=0, le=60)
+    analysis_window_ms: float = Field(32.0, ge=16, le=128)
+    templates: str = "assets/voice/vowel_templates.json"
+    voice_profile: str = "~/.local/share/puppetcam/voice_profile.json"
+    vad: VadConfig = VadConfig()
+    mouth: MouthSmoothingConfig = MouthSmoothingConfig()
+    visemes: VisemeConfig = VisemeConfig()
 
 
 class PipelineConfig(Section):
