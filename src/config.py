@@ -72,6 +72,8 @@ class OnnxConfig(Section):
     fp16: bool = False
     warmup_runs: int = Field(2, ge=0, le=100)
     trt_cache_dir: str = "~/.cache/puppetcam/trt"
+    intra_op_threads: int = Field(0, ge=0, le=256)
+    cuda_device_id: int = Field(0, ge=0, le=64)
 
 
 class LivePortraitConfig(Section):
@@ -80,6 +82,12 @@ class LivePortraitConfig(Section):
     stitching: bool = True
     eye_retargeting: bool = False
     lip_retargeting: bool = False
+    smoothing: bool = True
+    smoothing_min_cutoff_hz: float = Field(1.0, gt=0)
+    smoothing_beta: float = Field(0.5, ge=0)
+    crop_scale: float = Field(2.3, gt=1, le=5)
+    crop_vy_ratio: float = Field(-0.125, ge=-1, le=1)
+    audio_lip_gain: float = Field(1.0, ge=0, le=5)
 
 
 class LipsyncUNetConfig(Section):
@@ -88,6 +96,8 @@ class LipsyncUNetConfig(Section):
     template: str | None = None
     size: Literal[160, 320] = 160
     audio_encoder_onnx: str | None = None
+    silence_threshold_db: float = Field(-55.0, ge=-100, le=0)
+    feather_px: int = Field(6, ge=0, le=64)
 
 
 class AnimationConfig(Section):

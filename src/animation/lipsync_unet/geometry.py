@@ -1,0 +1,107 @@
+"""Crop boxes, the mouth mask and the paste-back for the lip-sync U-Net (ANCHORS: SyncTalk_2D / Ultralight).
+
+Box: x from the left jaw-line point to the right jaw-line point, top at the
+nose bridge, height = width; resized to S + 8 (168 or 328). The network sees
+the inner S x S (crop[4:S+4, 4:S+4]) with the mouth area blacked out, plus an
+unmasked reference; its output goes back into crop[4:S+4] and the crop is
+pasted into the frame through a feathered mask around the mouth area only, so
+pixels outside it are the template's own.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+JAW_LEFT, JAW_RIGHT = 234, 454  # MediaPipe face-oval points at the jaw line (image left / right)
+NOSE_BRIDGE = 197
+BORDER = 4  # the crop is S + 2 * BORDER; the network sees the inner S x S
+
+# The mouth area in inner-crop units (x0, y0, x1, y1): below the nose tip to under the chin,
+# the jaw's width minus the cheeks' outer part (a rectangle, as SyncTalk_2D masks).
+MOUTH_RECT = (0.16, 0.40, 0.84, 0.96)
+
+
+def box_from_landmarks(lm: np.ndarray) -> np.ndarray:
+    """(x0, y0, x1, y1) float square box in frame pixels."""
+    x0 = float(min(lm[JAW_LEFT, 0], lm[JAW_RIGHT, 0]))
+    x1 = float(max(lm[JAW_LEFT, 0], lm[JAW_RIGHT, 0]))
+    y0 = float(lm[NOSE_BRIDGE, 1])
+    return np.array([x0, y0, x1, y0 + (x1 - x0)], np.float32)
+
+
+def smooth_boxes(boxes: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Centred moving average over time: steadier crops, less flicker at the paste-back seam."""
+    if len(boxes) <= 1 or radius <= 0:
+        return boxes.copy()
+    k = 2 * radius + 1
+    padded = np.concatenate([np.repeat(boxes[:1], radius, 0), boxes, np.repeat(boxes[-1:], radius, 0)])
+    kernel = np.ones(k, np.float32) / k
+    return np.stack([np.convolve(padded[:, j], kernel, mode="valid") for j in range(4)], axis=1).astype(np.float32)
+
+
+def crop_box(frame: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray:
+    """The box resized to crop_size x crop_size (edges replicated where the box leaves the frame)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    k = crop_size / max(x1 - x0, 1e-6)
+    m = np.array([[k, 0, -k * x0], [0, k, -k * y0]], np.float32)
+    return cv2.warpAffine(frame, m, (crop_size, crop_size), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
+def mouth_mask(size: int) -> np.ndarray:
+    """Binary (size x size) mask of the blacked-out mouth area of the inner crop (1 = masked)."""
+    x0, y0, x1, y1 = (int(round(v * size)) for v in MOUTH_RECT)
+    m = np.zeros((size, size), np.float32)
+    m[y0:y1, x0:x1] = 1.0
+    return m
+
+
+def masked_input(inner: np.ndarray) -> np.ndarray:
+    out = inner.copy()
+    out[mouth_mask(inner.shape[0]) > 0] = 0
+    return out
+
+
+def network_input(reference: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """[6, S, S] float32 = concat(reference, masked) / 255, RGB, from BGR uint8 inner crops."""
+    ref = cv2.cvtColor(reference, cv2.COLOR_BGR2RGB)
+    msk = cv2.cvtColor(masked_input(inner), cv2.COLOR_BGR2RGB)
+    return np.concatenate([ref, msk], axis=2).transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def network_output_to_bgr(out: np.ndarray) -> np.ndarray:
+    """[3, S, S] in [0, 1] RGB -> S x S x 3 uint8 BGR."""
+    img = np.clip(np.rint(out.transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+
+
+def paste_mask(crop_size: int, feather_px: int) -> np.ndarray:
+    """Feathered mask over the full crop: the mouth rectangle, blurred; exactly 0 beyond the feather."""
+    inner = crop_size - 2 * BORDER
+    m = np.zeros((crop_size, crop_size), np.float32)
+    m[BORDER : BORDER + inner, BORDER : BORDER + inner] = mouth_mask(inner)
+    if feather_px > 0:
+        k = 2 * feather_px + 1
+        m = cv2.blur(m, (k, k))  # box blur: a linear ramp of width k, exactly 0 past it
+        m = cv2.blur(m, (k, k))
+    return np.clip(m, 0.0, 1.0)
+
+
+def paste_crop(frame: np.ndarray, box: np.ndarray, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Blend `crop` (crop space) into the box of `frame` through `mask` (crop space)."""
+    h, w = frame.shape[:2]
+    cs = crop.shape[0]
+    x0, y0, x1, _ = (float(v) for v in box)
+    k = (x1 - x0) / cs
+    m = np.array([[k, 0, x0], [0, k, y0]], np.float32)  # crop -> frame
+    back = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    out = frame.copy()
+    ys, xs = np.nonzero(alpha > 0)
+    if len(ys):
+        ya, yb, xa, xb = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        a = alpha[ya:yb, xa:xb, None]
+        region = frame[ya:yb, xa:xb].astype(np.float32)
+        out[ya:yb, xa:xb] = np.clip(np.rint(region + a * (back[ya:yb, xa:xb].astype(np.float32) - region)), 0, 255).astype(np.uint8)
+    return out
