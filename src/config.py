@@ -42,7 +42,7 @@ class CaptureConfig(Section):
 class OneEuroConfig(Section):
     enabled: bool = True
     min_cutoff_hz: float = Field(1.5, gt=0)
-    beta: float = Field(0.3, ge=0)
+    beta: float = Field(1.5, ge=0)
     d_cutoff_hz: float = Field(1.0, gt=0)
 
 
