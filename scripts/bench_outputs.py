@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -46,6 +47,7 @@ from src.output.fanout import OutputFanout  # noqa: E402
 from src.output.timestamp_code import capture_wall_ms, stamp  # noqa: E402
 from src.output.vcam import VirtualCameraOutput, register_recording_backend  # noqa: E402
 from src.output.webrtc import WebRTCOutput  # noqa: E402
+from src.output.webrtc.server import release_memory  # noqa: E402
 from src.pipeline.metrics import PipelineMetrics, percentiles  # noqa: E402
 from src.pipeline.pacing import Pacer  # noqa: E402
 
@@ -397,9 +399,15 @@ def bench_churn(frame_source: FrameSource, cycles: int = 50, config: AppConfig |
             if not _wait_for(lambda: out.viewer_count == 0, 10.0):
                 raise RuntimeError("a viewer that closed its tab was not cleaned up within 10 s")
 
+        def settle() -> tuple[int, int]:
+            # Count what is retained, not garbage waiting for a collection.
+            time.sleep(0.5)
+            gc.collect()
+            release_memory()
+            return threading.active_count(), proc.memory_info().rss
+
         cycle()  # warm-up: the page, codecs and pools exist from here on
-        time.sleep(0.5)
-        threads_before, rss_before = threading.active_count(), proc.memory_info().rss
+        threads_before, rss_before = settle()
         logging.getLogger().addHandler(counter)
         try:
             t0 = time.monotonic()
@@ -408,8 +416,7 @@ def bench_churn(frame_source: FrameSource, cycles: int = 50, config: AppConfig |
             elapsed = time.monotonic() - t0
         finally:
             logging.getLogger().removeHandler(counter)
-        time.sleep(0.5)
-        threads_after, rss_after = threading.active_count(), proc.memory_info().rss
+        threads_after, rss_after = settle()
         viewers_left = out.viewer_count
         total = out.stats()["viewers_total"]
     return {

@@ -1,0 +1,189 @@
+"""A real Chromium (the Debian package) watches the WebRTC preview: decoding, the face on screen,
+several viewers, slow viewers, tabs closed or killed, churn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import threading
+import time
+import urllib.request
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+import src.pipeline  # noqa: F401 - imported before src.output: the two packages import each other
+from scripts.bench_outputs import ChromiumViewers, SyntheticFrameSource, bench_churn, bench_webrtc, chromium_missing
+from src.config import load_config
+from src.output.webrtc import WebRTCOutput
+from src.output.webrtc.tracks import HubVideoTrack
+
+pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}")
+
+
+def frames_decoded(page: Any) -> int:
+    return int(page.evaluate("puppetcam.stats.length ? puppetcam.stats[puppetcam.stats.length - 1].framesDecoded : 0"))
+
+
+def wait_until(predicate: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def find_faces(image_bgr: np.ndarray) -> int:
+    import mediapipe as mp
+
+    with mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5) as detector:
+        result = detector.process(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB))
+    return len(result.detections or [])
+
+
+def test_chromium_decodes_the_stream_and_shows_the_face() -> None:
+    out = WebRTCOutput("127.0.0.1:0", load_config())
+    source = SyntheticFrameSource(fps=30)
+    with source([out]), ChromiumViewers(out.url, 1, bare=True) as viewers:
+        viewers.wait_decoding()
+        page = viewers.pages[0]
+        before = frames_decoded(page)
+        page.wait_for_timeout(2000)
+        decoded = frames_decoded(page) - before
+        shot = cv2.imdecode(np.frombuffer(page.locator("video").screenshot(), np.uint8), cv2.IMREAD_COLOR)
+        g2g = page.evaluate("puppetcam.g2g")
+        overlay_hidden = page.evaluate("document.getElementById('overlay').hidden")
+    assert decoded >= 40  # ~60 sent in 2 s
+    assert shot is not None and shot.shape[0] >= 400
+    assert find_faces(shot) >= 1
+    assert len(g2g) >= 30 and 0 < float(np.median(g2g)) < 1000  # stamps read back from the pixels in the page
+    assert overlay_hidden  # ?bare=1 for OBS's browser source
+
+
+def test_overlay_shows_fps_latency_drops_and_viewers() -> None:
+    out = WebRTCOutput("127.0.0.1:0", load_config())
+    with SyntheticFrameSource(fps=30)([out]), ChromiumViewers(out.url, 1, bare=False) as viewers:
+        viewers.wait_decoding()
+        page = viewers.pages[0]
+        page.wait_for_timeout(1500)
+        text = page.evaluate("document.getElementById('overlay').textContent")
+        hidden = page.evaluate("document.getElementById('overlay').hidden")
+    assert not hidden
+    assert "pipeline 2" in text or "pipeline 3" in text  # ~30 fps from /stats
+    assert re.search(r"latency [0-9.]+ / [0-9.]+ ms", text) and re.search(r"glass-to-glass \d+ ms", text)
+    assert re.search(r"drops \d+ ", text) and "viewers 1" in text
+
+
+def test_several_viewers_each_get_the_stream() -> None:
+    result = bench_webrtc(SyntheticFrameSource(fps=30), viewers=2, duration_s=3.0, warmup_s=1.0)
+    assert result["viewers"] == 2
+    assert result["fps_per_viewer_min"] >= 20
+    assert result["stamped_frames_read"] >= 100
+    assert result["glass_to_glass_ms"]["p95"] < 500
+
+
+class _NeverReadingClient:
+    """A real WebRTC viewer (aiortc) that connects and then never reads its track."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="test-stuck-viewer", daemon=True)
+        self.pc: RTCPeerConnection | None = None
+
+    async def _connect(self) -> str:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("video", direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        body = json.dumps({"type": "offer", "sdp": self.pc.localDescription.sdp}).encode()
+        req = urllib.request.Request(self.url + "offer", data=body, method="POST")
+        answer = await self.loop.run_in_executor(None, lambda: json.loads(urllib.request.urlopen(req, timeout=10).read()))
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        for _ in range(100):
+            if self.pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        return self.pc.connectionState
+
+    def __enter__(self) -> _NeverReadingClient:
+        self.thread.start()
+        state = asyncio.run_coroutine_threadsafe(self._connect(), self.loop).result(15)
+        assert state == "connected"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pc is not None:
+            asyncio.run_coroutine_threadsafe(self.pc.close(), self.loop).result(5)
+        asyncio.run_coroutine_threadsafe(self.loop.shutdown_default_executor(), self.loop).result(5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
+    out = WebRTCOutput("127.0.0.1:0", load_config())
+    source = SyntheticFrameSource(fps=30)
+    with source([out]), ChromiumViewers(out.url, 1) as viewers, _NeverReadingClient(out.url):
+        viewers.wait_decoding()
+        hub, loop = out._hub, out._loop
+        assert hub is not None and loop is not None
+        stuck = HubVideoTrack(hub)  # a consumer that never asks for a frame
+        slow = HubVideoTrack(hub)
+
+        async def read_slowly() -> None:
+            while True:
+                await slow.recv()
+                await asyncio.sleep(0.3)  # an encoder ten times too slow
+
+        task = asyncio.run_coroutine_threadsafe(read_slowly(), loop)
+        page = viewers.pages[0]
+        puts_before = len(source.put_ms)
+        before = frames_decoded(page)
+        page.wait_for_timeout(3000)
+        fps = (frames_decoded(page) - before) / 3.0
+        task.cancel()
+        assert out.viewer_count == 2
+    assert fps >= 25  # the healthy viewer keeps the source's ~30 fps
+    assert max(source.put_ms[puts_before:]) < 20  # handing a frame on never waits for a viewer
+    assert slow.skipped >= 50 and slow.frames <= 15
+    assert stuck.frames == 0
+
+
+def test_a_closed_tab_is_cleaned_up() -> None:
+    out = WebRTCOutput("127.0.0.1:0", load_config())
+    with SyntheticFrameSource(fps=30)([out]), ChromiumViewers(out.url, 2) as viewers:
+        viewers.wait_decoding()
+        assert out.viewer_count == 2
+        viewers.remove(viewers.pages[0])
+        assert wait_until(lambda: out.viewer_count == 1, 5.0)
+        still = frames_decoded(viewers.pages[0])
+        viewers.pages[0].wait_for_timeout(500)
+        assert frames_decoded(viewers.pages[0]) > still  # the other viewer goes on
+
+
+def test_a_killed_browser_is_cleaned_up_by_the_watchdog(caplog: pytest.LogCaptureFixture) -> None:
+    out = WebRTCOutput("127.0.0.1:0", load_config(overrides=["output.webrtc.peer_timeout_s=3"]))
+    with SyntheticFrameSource(fps=30)([out]), ChromiumViewers(out.url, 1) as viewers:
+        viewers.wait_decoding()
+        time.sleep(2.5)  # receiver reports have been coming in
+        with caplog.at_level(logging.INFO, logger="src.output.webrtc.server"):
+            assert viewers.kill() >= 1
+            t0 = time.monotonic()
+            assert wait_until(lambda: out.viewer_count == 0, 10.0)
+            gone_after = time.monotonic() - t0
+    assert gone_after <= 3 + 3  # the timeout plus the watchdog's period and the last report's age
+    assert any("no receiver reports" in r.getMessage() for r in caplog.records)
+
+
+def test_viewer_churn_returns_to_baseline() -> None:
+    result = bench_churn(SyntheticFrameSource(fps=30), cycles=8)
+    assert result["viewers_left"] == 0 and result["viewers_total"] == 9
+    assert result["threads_after"] == result["threads_before"]
+    assert abs(result["rss_change_pct"]) <= 5
+    assert result["warnings_logged"] == []
