@@ -137,6 +137,7 @@ class VadConfig(Section):
     offset_min_ms: float = Field(60.0, ge=0, le=2000)
     min_level_dbfs: float = Field(-55.0, ge=-120, le=0)
     initial_floor_dbfs: float = Field(-50.0, ge=-120, le=0)
+    floor_window_ms: float = Field(1500.0, ge=100, le=30000)
     floor_rise_db_per_s: float = Field(3.0, ge=0, le=100)
     voicing_threshold: float = Field(0.45, ge=0, le=1)
 

@@ -9,6 +9,8 @@ hiss and keyboard clicks score low, vowels high.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,9 @@ from src.config import VadConfig
 N_MELS = 30
 N_MFCC = 12
 SILENT_DB = -120.0
+WARMUP_MS = 300.0
+BACKTRACK_DB = 3.0  # offline: a region's start moves back over hops this far above the floor...
+BACKTRACK_MS = 150.0  # ...for at most this long
 
 
 @dataclass(slots=True)
@@ -117,9 +122,12 @@ class VoiceActivityDetector:
 
     On: `onset_min_ms` of hops louder than floor + onset_db (and above min_level_dbfs),
     at least one of them voiced. Off: `offset_min_ms` of hops quieter than floor +
-    offset_db. The floor follows quieter hops at once and creeps up through steady
-    noise at `floor_rise_db_per_s` (slower while voice is on), so room noise and hum
-    lift it instead of opening the mouth.
+    offset_db. The floor is the quietest (3-hop smoothed) level of the last
+    `floor_window_ms` (minimum statistics: speech always has dips, steady noise has
+    none), so room noise and hum lift it instead of opening the mouth. While voice
+    is on it may rise only at `floor_rise_db_per_s` (a held vowel is not noise);
+    for the first WARMUP_MS it is at most `initial_floor_dbfs` (a stream that starts
+    with speech must not take the speech for the room).
     """
 
     def __init__(self, cfg: VadConfig, hop_s: float = 0.01, initial_floor_db: float | None = None) -> None:
@@ -127,7 +135,12 @@ class VoiceActivityDetector:
         self.hop_s = hop_s
         self._onset_hops = max(1, round(cfg.onset_min_ms / 1000.0 / hop_s))
         self._offset_hops = max(1, round(cfg.offset_min_ms / 1000.0 / hop_s))
-        self.floor_db = initial_floor_db
+        self._window_hops = max(1, round(cfg.floor_window_ms / 1000.0 / hop_s))
+        self._warmup_hops = min(self._window_hops, round(WARMUP_MS / 1000.0 / hop_s))
+        self._initial_floor = cfg.initial_floor_dbfs if initial_floor_db is None else initial_floor_db
+        self.floor_db: float | None = None
+        self._mins: deque[tuple[int, float]] = deque()  # sliding-window minimum (monotonic deque)
+        self._recent_power: deque[float] = deque(maxlen=3)
         self.peak_db = -30.0
         self.active = False
         self._above = 0
@@ -154,7 +167,7 @@ class VoiceActivityDetector:
         cfg = self.cfg
         self.hop_index += 1
         if self.floor_db is None:
-            self.floor_db = min(level_db, cfg.initial_floor_dbfs)
+            self.floor_db = min(level_db, self._initial_floor)
         floor = self.floor_db
         onset_thr = max(floor + cfg.onset_db, cfg.min_level_dbfs)
         offset_thr = max(floor + cfg.offset_db, cfg.min_level_dbfs - (cfg.onset_db - cfg.offset_db))
@@ -191,13 +204,20 @@ class VoiceActivityDetector:
         return self.active
 
     def _track_floor(self, level_db: float) -> None:
-        floor = self.floor_db if self.floor_db is not None else level_db
-        if level_db < floor:
-            floor += 0.5 * (level_db - floor)  # down fast (two hops), so a pause re-reads the room
-        else:
-            rate = self.cfg.floor_rise_db_per_s * (0.25 if self.active else 1.0)
-            floor += min(level_db - floor, rate * self.hop_s)
-        self.floor_db = floor
+        self._recent_power.append(10.0 ** (level_db / 10.0))
+        smooth = 10.0 * math.log10(max(sum(self._recent_power) / len(self._recent_power), 1e-12))
+        i = self.hop_index
+        while self._mins and self._mins[-1][1] >= smooth:
+            self._mins.pop()
+        self._mins.append((i, smooth))
+        while self._mins[0][0] <= i - self._window_hops:
+            self._mins.popleft()
+        target = self._mins[0][1]
+        if i < self._warmup_hops:
+            target = min(target, self._initial_floor)
+        if self.active and self.floor_db is not None:
+            target = min(target, self.floor_db + self.cfg.floor_rise_db_per_s * self.hop_s)
+        self.floor_db = target
 
     def loudness(self, level_db: float) -> float:
         """0..1 how loud this hop is between the voice threshold and the recent speech peak."""
@@ -209,20 +229,27 @@ class VoiceActivityDetector:
 
 def speech_regions(levels_db: np.ndarray, voicing: np.ndarray, cfg: VadConfig, hop_s: float = 0.01) -> list[tuple[float, float]]:
     """Voice regions (start_s, end_s) of a whole recording, with lookahead: each region starts at the
-    first loud hop of the run that turned voice on and ends at the first quiet hop of the run that
-    turned it off (the live detector's decision delays removed)."""
+    first loud hop of the run that turned voice on, moved back over up to BACKTRACK_MS of hops still
+    BACKTRACK_DB above the floor (a word's soft start under noise), and ends at the first quiet hop
+    of the run that turned voice off. The live detector's decision delays are gone."""
     levels_db = np.asarray(levels_db, np.float64)
     if levels_db.size == 0:
         return []
-    floor0 = float(min(np.percentile(levels_db, 5), cfg.initial_floor_dbfs))
+    floor0 = float(np.percentile(levels_db, 5))  # lookahead: the recording's own quiet level
     vad = VoiceActivityDetector(cfg, hop_s, initial_floor_db=floor0)
+    floors = np.empty_like(levels_db)
     regions: list[tuple[float, float]] = []
     start: int | None = None
-    for lv, vo in zip(levels_db, voicing, strict=True):
+    back = max(0, round(BACKTRACK_MS / 1000.0 / hop_s))
+    for i, (lv, vo) in enumerate(zip(levels_db, voicing, strict=True)):
+        floors[i] = vad.floor_db if vad.floor_db is not None else floor0
         was = vad.active
         now = vad.update(float(lv), float(vo))
         if now and not was:
             start = vad.last_onset_hop
+            limit = max(start - back, round(regions[-1][1] / hop_s) if regions else 0)
+            while start - 1 >= limit and levels_db[start - 1] > floors[start - 1] + BACKTRACK_DB:
+                start -= 1
         elif was and not now and start is not None:
             regions.append((start * hop_s, vad.last_offset_hop * hop_s))
             start = None

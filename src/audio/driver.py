@@ -106,7 +106,7 @@ class AudioDriver:
         self.mic: MicCapture | None = None
         self.player: FilePlayer | None = None
         if self.kind == "mic":
-            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory)
+            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory, acfg.ring_s)
             self.label = self.mic.label
         else:
             assert arg is not None

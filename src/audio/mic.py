@@ -27,7 +27,6 @@ StreamFactory = Callable[..., Any]  # (device=, samplerate=, channels=, blocksiz
 
 STALL_S = 1.0  # no callback for this long while running = the device is gone
 FIRST_CALLBACK_S = 5.0  # a new stream may take this long to deliver (PulseAudio takes ~2 s here)
-RAW_QUEUE_S = 2.0  # raw blocks kept between the callback and the reader
 
 
 def _portaudio_stream(**kwargs: Any) -> Any:
@@ -45,8 +44,10 @@ class MicCapture:
         block_ms: float = 10.0,
         retry_s: float = 2.0,
         stream_factory: StreamFactory | None = None,
+        ring_s: float = 2.0,
     ) -> None:
         self.device_spec = device
+        self.ring_s = ring_s  # audio kept between the callback and the reader; older audio is dropped
         self._factory = stream_factory or _portaudio_stream
         self._fault_double = stream_factory is not None
         self.info = resolve_input_device(device) if stream_factory is None else {"index": -1, "name": str(device)}
@@ -112,7 +113,7 @@ class MicCapture:
         self.in_rate = int(rate)
         self.channels = channels
         self._resampler = StreamingResampler(self.in_rate, self.out_rate)
-        self._raw_max = int(RAW_QUEUE_S * self.in_rate)
+        self._raw_max = int(self.ring_s * self.in_rate)
         self._anchors.clear()
         self._pending = np.zeros(0, np.float32)
         self._pending_m0 = 0
