@@ -74,7 +74,8 @@ class _ReadingViewer:
 
         await self.pc.setLocalDescription(await self.pc.createOffer())
         body = json.dumps({"type": "offer", "sdp": self.pc.localDescription.sdp}).encode()
-        req = urllib.request.Request(self.url + "offer", data=body, method="POST")
+        req = urllib.request.Request(self.url + "offer", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
         answer = await self.loop.run_in_executor(None, lambda: json.loads(urllib.request.urlopen(req, timeout=10).read()))
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 

@@ -203,8 +203,12 @@ def test_configured_token_is_enforced_on_loopback() -> None:
         assert post_json(base + "/offer", garbage)[0] == 403
         assert post_json(base + "/offer", garbage, token="wrong")[0] == 403
         assert post_json(base + "/offer", garbage, token="s3cret")[0] == 400  # past the token check
-        status, _, _ = http("POST", base + "/offer?token=s3cret", json.dumps(garbage).encode())
+        status, _, _ = http("POST", base + "/offer?token=s3cret", json.dumps(garbage).encode(),
+                            {"Content-Type": "application/json"})
         assert status == 400
+        status, body, _ = http("POST", base + "/offer?token=s3cret", json.dumps(garbage).encode(),
+                               {"Content-Type": "text/plain"})  # what a cross-site form could send
+        assert status == 415 and b"application/json" in body
         assert http("GET", base + "/metrics")[0] == 403
         assert http("GET", base + "/metrics?token=s3cret")[0] == 200
         assert http("GET", base + "/health")[0] == 200  # probes need no token

@@ -94,6 +94,8 @@ class WebRTCOutput(Output):
     def attach_audio(self, source: PcmSource) -> None:
         """Give viewers an audio track from `source.add_pcm_listener(cb)` blocks (call before or after open)."""
         self._audio_source = source
+        if self._server is not None and self._server.audio is not None:
+            self._server.audio.detach()  # replacing an earlier source
         if self._server is not None and self._loop is not None:
             fan_in = self._make_fan_in(source)
             self._loop.call_soon_threadsafe(setattr, self._server, "audio", fan_in)

@@ -233,6 +233,9 @@ class WebRTCServer:
 
     async def _read_offer(self, request: web.Request) -> dict[str, Any] | web.Response:
         limit = self.cfg.max_offer_bytes
+        if request.content_type != "application/json":
+            # Also makes a cross-site form post impossible: JSON needs a CORS preflight, which we never grant.
+            return self._refuse(415, f"Content-Type must be application/json, got {request.content_type!r}")
         if request.content_length is not None and request.content_length > limit:
             return self._refuse(413, f"offer is {request.content_length} bytes; the limit is {limit} (output.webrtc.max_offer_bytes)")
         try:
