@@ -15,7 +15,6 @@ from onnx import TensorProto, helper, numpy_helper
 from scipy.spatial.transform import Rotation
 from scipy.special import softmax
 
-import src.pipeline  # noqa: F401  - import order: works around a circular import between src.capture and src.pipeline
 from src.animation.base import ANIMATORS, AnimationInput
 from src.animation.liveportrait import LivePortraitAnimator
 from src.animation.liveportrait.crop import crop_image, crop_matrix, fit_square, paste_back, paste_mask

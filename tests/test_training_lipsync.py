@@ -1,0 +1,98 @@
+"""Training the lip-sync U-Net end to end on a tiny talking video: checkpoint, preview, resume, export,
+and the command line's one-line errors. (The few-minute training figure is in scripts/bench_neural.py.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ffmpeg
+
+from src.config import AppConfig
+
+torch = pytest.importorskip("torch", reason="torch (requirements-train.txt) is needed for training")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def talking_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("espeak-ng and sox are needed to make speech (Debian packages)")
+    d = tmp_path_factory.mktemp("train_video")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "170", "-w", str(d / "s.wav"), "Say papa to mama."], check=True, capture_output=True)
+    subprocess.run(["sox", str(d / "s.wav"), "-r", "16000", "-c", "1", "-b", "16", str(d / "s16.wav")], check=True, capture_output=True)
+    with wave.open(str(d / "s16.wav")) as wf:
+        audio = np.frombuffer(wf.readframes(wf.getnframes()), np.int16).astype(np.float32) / 32768.0
+    spec = importlib.util.spec_from_file_location("bench_neural", ROOT / "scripts" / "bench_neural.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    video = d / "talking.mp4"
+    bench.make_talking_video(video, ROOT / "assets" / "portrait.png", audio, 25.0, size=256)
+    return video
+
+
+def test_train_checkpoint_preview_resume_export(tmp_path: Path, talking_video: Path) -> None:
+    from src.animation.lipsync_unet.checkpoint import load_checkpoint
+    from src.animation.lipsync_unet.export import export_unet
+    from src.animation.lipsync_unet.training import train_lipsync
+
+    cfg = AppConfig()
+    cfg.cache.dir = str(tmp_path / "cache")
+    out = tmp_path / "run"
+    r1 = train_lipsync(talking_video, out, cfg, size=160, epochs=1, batch_size=8, width=8, progress=False)
+    assert r1.epochs_done == 1 and len(r1.losses) == 1 and np.isfinite(r1.losses[0]) and r1.frames > 20
+    ck = load_checkpoint(r1.checkpoint)
+    assert ck["epoch"] == 1 and ck["unet"]["width"] == 8 and "optimizer" in ck
+    preview = cv2.imread(str(r1.previews[0]))
+    assert preview.shape[1] == 3 * 160 and preview.shape[0] % 160 == 0  # masked | prediction | target per row
+    before = {k: v.clone() for k, v in ck["model"].items()}
+    r2 = train_lipsync(talking_video, out, cfg, size=160, epochs=2, batch_size=8, width=8, progress=False)
+    assert r2.epochs_done == 2 and len(r2.losses) == 1  # resumed: only epoch 2 ran
+    after = load_checkpoint(r2.checkpoint)["model"]
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+    res = export_unet(tmp_path / "trained.onnx", r2.checkpoint)
+    assert res["max_abs_diff"] <= 1e-4 and res["width"] == 8
+
+
+def test_training_improves_the_loss(tmp_path: Path, talking_video: Path) -> None:
+    from src.animation.lipsync_unet.training import train_lipsync
+
+    cfg = AppConfig()
+    cfg.cache.dir = str(tmp_path / "cache")
+    r = train_lipsync(talking_video, tmp_path / "run", cfg, size=160, epochs=3, batch_size=8, width=8, lr=3e-3, progress=False)
+    assert r.losses[-1] < r.losses[0]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "train_lipsync.py"), *args], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)  # fmt: skip
+
+
+def test_cli_video_without_audio_one_line_exit_2(tmp_path: Path, talking_video: Path) -> None:
+    silent = tmp_path / "silent.mp4"
+    ffmpeg("-i", str(talking_video), "-an", "-c:v", "copy", str(silent))
+    run = run_cli("--video", str(silent), "--out", str(tmp_path / "o"), "--set", f"cache.dir={tmp_path / 'c'}")
+    assert run.returncode == 2
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip() and not ln.startswith(("W0000", "I0000", "WARNING"))]
+    assert len(lines) == 1 and "no audio track" in lines[0] and str(silent) in lines[0]
+
+
+def test_cli_refuses_a_checkpoint_with_code(tmp_path: Path, talking_video: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    torch.save({"unet": {"size": 160}, "model": {}, "x": Evil()}, out / "last.pt")
+    run = run_cli("--video", str(talking_video), "--out", str(out), "--epochs", "1", "--set", f"cache.dir={tmp_path / 'c'}")
+    assert run.returncode == 2 and "contains pickled code" in run.stderr and "pwned" not in run.stdout
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
