@@ -357,7 +357,7 @@ def render_talking_video(out_path: Path, audio_16k: np.ndarray, fps: float = 25.
             return "main.py render (meshwarp)", None
     except (OSError, subprocess.SubprocessError):
         pass
-    opening = make_talking_video(out_path, ROOT / "assets" / "portrait.png", audio_16k, fps)
+    opening = make_talking_video(out_path, ROOT / "assets" / "portrait.png", audio_16k, fps, size=512)
     return "make_talking_video (stand-in: main.py render failed here)", opening
 
 
