@@ -213,6 +213,9 @@ class WebRTCOutputConfig(Section):
     max_offer_bytes: int = Field(65536, ge=1024, le=1048576)
     peer_timeout_s: float = Field(10.0, gt=0, le=300)
     video_codec: Literal["vp8", "h264"] = "vp8"
+    shared_encoder: bool = True
+    video_bitrate_kbps: int = Field(1500, ge=100, le=20000)
+    keyframe_interval_s: float = Field(5.0, ge=0.5, le=60)
     audio_buffer_ms: float = Field(200.0, ge=20, le=2000)
 
 

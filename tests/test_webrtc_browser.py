@@ -21,6 +21,7 @@ import src.pipeline  # noqa: F401 - imported before src.output: the two packages
 from scripts.bench_outputs import ChromiumViewers, SyntheticFrameSource, bench_churn, bench_webrtc, chromium_missing
 from src.config import load_config
 from src.output.webrtc import WebRTCOutput
+from src.output.webrtc.shared_encoder import SharedPacketTrack
 from src.output.webrtc.tracks import HubVideoTrack
 
 pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}")
@@ -154,6 +155,39 @@ def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
     assert max(source.put_ms[puts_before:]) < 20  # handing a frame on never waits for a viewer
     assert slow.skipped >= 50 and slow.frames <= 15
     assert stuck.frames == 0
+
+
+def test_the_shared_encoder_encodes_once_and_a_slow_reader_resumes_on_keyframes() -> None:
+    out = WebRTCOutput("127.0.0.1:0", load_config())
+    source = SyntheticFrameSource(fps=30)
+    with source([out]), ChromiumViewers(out.url, 2) as viewers:
+        viewers.wait_decoding()
+        encoder, loop = out._server.encoder, out._loop  # type: ignore[union-attr]
+        assert encoder is not None and loop is not None and encoder.consumers == 2
+        slow = SharedPacketTrack(encoder)
+        keys_after_gap: list[bool] = []
+
+        async def read_slowly() -> None:
+            while True:
+                seen = slow.skipped
+                packet = await slow.recv()
+                if slow.skipped > seen:
+                    keys_after_gap.append(bool(packet.is_keyframe))
+                await asyncio.sleep(0.3)
+
+        task = asyncio.run_coroutine_threadsafe(read_slowly(), loop)
+        encoded0, produced0, keys0 = encoder.encoded, source.produced, encoder.keyframes
+        before = [frames_decoded(p) for p in viewers.pages]
+        viewers.pages[0].wait_for_timeout(3000)
+        fps = [(frames_decoded(p) - b) / 3.0 for p, b in zip(viewers.pages, before, strict=True)]
+        encoded, produced, keys = encoder.encoded - encoded0, source.produced - produced0, encoder.keyframes - keys0
+        task.cancel()
+        loop.call_soon_threadsafe(slow.stop)
+    assert min(fps) >= 25  # the viewers are not held back by the slow reader's keyframe requests
+    assert encoded <= produced + 2  # once per frame, not once per viewer (3 viewers here)
+    assert keys <= 3 / 0.5 + 2  # requested keyframes are rate-limited
+    assert keys_after_gap and all(keys_after_gap)  # after missing packets, a reader resumes on a keyframe
+    assert slow.skipped > 20
 
 
 def test_a_closed_tab_is_cleaned_up() -> None:

@@ -133,11 +133,14 @@ def test_null_file_vcam_webrtc_and_a_broken_output_together(tmp_path: Path) -> N
     assert not left, left
 
 
-def test_two_webrtc_outputs_on_different_ports() -> None:
-    outs = [WebRTCOutput("127.0.0.1:0", load_config()) for _ in range(2)]
+def test_two_webrtc_outputs_on_different_ports_with_and_without_the_shared_encoder() -> None:
+    outs = [WebRTCOutput("127.0.0.1:0", load_config(overrides=[f"output.webrtc.shared_encoder={shared}"]))
+            for shared in ("true", "false")]
     with SyntheticFrameSource(fps=30)(outs):
         ports = {o.port for o in outs}
         with _ReadingViewer(outs[0].url) as a, _ReadingViewer(outs[1].url) as b:
             time.sleep(1.5)
     assert len(ports) == 2
     assert a.frames >= 25 and b.frames >= 25
+    assert a.sizes == b.sizes == {(512, 512)}
+    assert len(a.g2g_ms) >= 25 and len(b.g2g_ms) >= 25  # stamps survive both encoders

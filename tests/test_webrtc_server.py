@@ -23,6 +23,7 @@ from src.frames import RenderedFrame
 from src.output import OUTPUTS, PipelineControls, create_output
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.auth import is_loopback, parse_host_port
+from src.output.webrtc.server import answer_video_codec
 from src.pipeline.metrics import PipelineMetrics
 
 
@@ -192,6 +193,14 @@ def test_vp8_is_preferred_in_the_answer(server: Any) -> None:
     video = answer["sdp"].split("m=video")[1]
     first_pt = video.split("\r\n")[0].split()[2]  # " PORT UDP/TLS/RTP/SAVPF PT PT ..."
     assert re.search(rf"a=rtpmap:{first_pt} VP8/90000", video)
+
+
+def test_answer_video_codec() -> None:
+    sdp = "v=0\r\nm=audio 9 UDP 111\r\na=rtpmap:111 opus/48000/2\r\nm=video 9 UDP/TLS/RTP/SAVPF 97 99\r\n" \
+          "a=rtpmap:99 H264/90000\r\na=rtpmap:97 VP8/90000\r\n"
+    assert answer_video_codec(sdp) == "VP8"
+    assert answer_video_codec(sdp.replace("SAVPF 97 99", "SAVPF 99 97")) == "H264"
+    assert answer_video_codec("v=0\r\n") is None
 
 
 def test_configured_token_is_enforced_on_loopback() -> None:

@@ -29,6 +29,7 @@ from src.config import WebRTCOutputConfig
 from src.errors import OutputError
 from src.output.webrtc import prometheus
 from src.output.webrtc.auth import authorized
+from src.output.webrtc.shared_encoder import SharedPacketTrack, SharedVp8Encoder
 from src.output.webrtc.tracks import AudioFanIn, FrameHub, HubVideoTrack, PcmAudioTrack
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Peer:
 
     id: int
     pc: RTCPeerConnection
-    video: HubVideoTrack
+    video: HubVideoTrack | SharedPacketTrack
     audio: PcmAudioTrack | None
     remote: str
     created: float = field(default_factory=time.monotonic)
@@ -75,8 +76,28 @@ def _static(name: str) -> bytes:
     return resources.files("src.output.webrtc").joinpath("static", name).read_bytes()
 
 
+def answer_video_codec(sdp: str) -> str | None:
+    """The codec an SDP answer chose for video (the first payload type of its m=video line)."""
+    lines = sdp.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("m=video"):
+            parts = line.split()
+            if len(parts) < 4:
+                return None
+            for attr in lines[i + 1 :]:
+                if attr.startswith("m="):
+                    break
+                if attr.startswith(f"a=rtpmap:{parts[3]} "):
+                    return attr.split(" ", 1)[1].split("/")[0].upper()
+    return None
+
+
 def _bad(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
+
+
+def cfg_shared(cfg: WebRTCOutputConfig) -> bool:
+    return cfg.shared_encoder and cfg.video_codec == "vp8"
 
 
 class WebRTCServer:
@@ -97,6 +118,7 @@ class WebRTCServer:
         self.token = token
         self.hub = hub
         self.audio: AudioFanIn | None = None
+        self.encoder: SharedVp8Encoder | None = None
         self._stats = stats
         self._stages = stages
         self._ready = ready
@@ -137,6 +159,9 @@ class WebRTCServer:
                 f"--output webrtc: cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
                 "use an address of this machine, e.g. --output webrtc:127.0.0.1:8080"
             ) from None
+        if cfg_shared(self.cfg):
+            self.encoder = SharedVp8Encoder(self.hub, self.cfg.video_bitrate_kbps * 1000, self.cfg.keyframe_interval_s)
+            self.encoder.start()
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -145,6 +170,8 @@ class WebRTCServer:
     async def shutdown(self) -> None:
         """Close every viewer and stop serving."""
         self.hub.close()
+        if self.encoder is not None:
+            self.encoder.close()
         await asyncio.gather(*(self._drop(p, "server shutdown") for p in list(self.peers.values())))
         if self._runner is not None:
             await self._runner.cleanup()
@@ -268,7 +295,8 @@ class WebRTCServer:
         if len(self.peers) >= self.cfg.max_viewers:
             return self._refuse(503, f"too many viewers ({self.cfg.max_viewers}; output.webrtc.max_viewers)")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves this network
-        video = HubVideoTrack(self.hub)
+        shared = self.encoder is not None and "VP8/90000" in parsed["sdp"]
+        video: HubVideoTrack | SharedPacketTrack = SharedPacketTrack(self.encoder) if shared else HubVideoTrack(self.hub)
         audio = self.audio.track() if self.audio is not None else None
         peer = Peer(next(self._ids), pc, video, audio, request.remote or "?")
         try:
@@ -276,6 +304,11 @@ class WebRTCServer:
             self._add_tracks(peer)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
+            if shared and answer_video_codec(pc.localDescription.sdp) != "VP8":
+                # The viewer chose another codec after all: it gets its own encoder.
+                video.stop()
+                video = peer.video = HubVideoTrack(self.hub)
+                next(s for s in pc.getSenders() if s.kind == "video").replaceTrack(video)
         except Exception as exc:  # noqa: BLE001 - aiortc raises many kinds on a malformed offer
             peer.closing = True
             with contextlib.suppress(Exception):
@@ -304,7 +337,11 @@ class WebRTCServer:
         kinds = {t.kind for t in pc.getTransceivers()}
         if "video" not in kinds:
             raise ValueError("no video transceiver in the offer")
-        pc.addTrack(peer.video)
+        sender = pc.addTrack(peer.video)
+        if isinstance(peer.video, SharedPacketTrack) and hasattr(sender, "_send_keyframe"):
+            # aiortc turns a viewer's PLI into a keyframe for its own encoder; with a shared
+            # encoder the request has to reach that instead (aiortc 1.16 internals).
+            sender._send_keyframe = peer.video.request_keyframe  # type: ignore[method-assign]
         if peer.audio is not None and "audio" in kinds:
             pc.addTrack(peer.audio)
         preferred = "video/vp8" if self.cfg.video_codec == "vp8" else "video/h264"
