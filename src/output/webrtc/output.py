@@ -265,6 +265,7 @@ class WebRTCOutput(Output):
             "viewers": server.viewer_count if server else 0,
             "viewers_total": server.viewers_total if server else 0,
             "viewer_skipped": server.skipped_total() if server else 0,
+            "refused": dict(server.refused) if server else {},  # HTTP status -> offers/requests refused
             "audio": self._audio_source is not None,
             "ready": self._ready(),
             "uptime_s": round(time.monotonic() - self._started_at, 1),

@@ -51,6 +51,9 @@ def render(stats: dict[str, Any], stages: dict[str, dict[str, Any]]) -> str:
     w.metric("puppetcam_webrtc_viewer_frames_skipped_total", "counter",
              "Frames a viewer's encoder skipped because a newer one had arrived (summed over viewers).",
              [({}, stats["viewer_skipped"])])
+    refused = stats.get("refused") or {}
+    w.metric("puppetcam_webrtc_refused_total", "counter", "Requests refused, by HTTP status (bad offer, token, limits).",
+             [({"status": str(code)}, n) for code, n in sorted(refused.items())] or [({"status": "none"}, 0)])
     if stages:
         w.metric("puppetcam_stage_fps", "gauge", "Frames per second of each pipeline stage.",
                  [({"stage": name}, snap.get("fps", 0.0)) for name, snap in stages.items()])

@@ -96,11 +96,16 @@ def _bad(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
-def cfg_shared(cfg: WebRTCOutputConfig) -> bool:
+def _shared_encoding(cfg: WebRTCOutputConfig) -> bool:
     return cfg.shared_encoder and cfg.video_codec == "vp8"
 
 
 class WebRTCServer:
+    """Serves the page and the viewers; every method runs on the server's loop.
+
+    `stats`, `stages` and `ready` are the output's callbacks for /stats, /metrics and /health/ready.
+    """
+
     def __init__(
         self,
         cfg: WebRTCOutputConfig,
@@ -159,7 +164,7 @@ class WebRTCServer:
                 f"--output webrtc: cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
                 "use an address of this machine, e.g. --output webrtc:127.0.0.1:8080"
             ) from None
-        if cfg_shared(self.cfg):
+        if _shared_encoding(self.cfg):
             self.encoder = SharedVp8Encoder(self.hub, self.cfg.video_bitrate_kbps * 1000, self.cfg.keyframe_interval_s)
             self.encoder.start()
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
