@@ -257,7 +257,7 @@ def _v4l2loopback_devices() -> list[dict[str, str]]:
 def describe_vcam_backends() -> list[dict[str, Any]]:
     """Every virtual camera backend we know: whether it is usable here and, if not, why.
 
-    Each item: {"backend", "available" (bool), "devices" (list of {"device", "label"}), "reason"}.
+    Each item: {"name" (= "backend"), "available" (bool), "devices" (list of {"device", "label"}), "reason"}.
     Linux devices are found in sysfs; on Windows/macOS the OBS backend is probed with a
     tiny camera that is closed at once.
     """
@@ -266,7 +266,7 @@ def describe_vcam_backends() -> list[dict[str, Any]]:
     registered = set(pyvirtualcam.camera.BACKENDS)
     result: list[dict[str, Any]] = []
     for name in [*_ALL_BUILTIN, *sorted(registered - set(_ALL_BUILTIN))]:
-        entry: dict[str, Any] = {"backend": name, "available": False, "devices": [], "reason": ""}
+        entry: dict[str, Any] = {"name": name, "backend": name, "available": False, "devices": [], "reason": ""}
         if name in _ALL_BUILTIN and name not in native:
             entry["reason"] = f"not for {system} (only {', '.join(k for k, v in _PLATFORM_BACKENDS.items() if name in v)})"
         elif name not in registered:
