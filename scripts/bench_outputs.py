@@ -149,6 +149,23 @@ class SyntheticFrameSource:
                 t.join(2.0)
 
 
+def pipeline_frame_source(make_pipeline: Callable[[Sequence[Output]], Any]) -> FrameSource:
+    """A frame source from the real pipeline: `make_pipeline(outputs)` returns an unstarted
+    pipeline (e.g. `LivePipeline(config, animator, outputs, stamper=stamp)`); it is started on
+    enter (which opens the outputs) and stopped on exit (which closes them)."""
+
+    @contextlib.contextmanager
+    def source(outputs: Sequence[Output]) -> Iterator[Any]:
+        pipe = make_pipeline(outputs)
+        pipe.start()
+        try:
+            yield pipe
+        finally:
+            pipe.stop()
+
+    return source
+
+
 # --- headless Chromium viewers -----------------------------------------------------------------
 
 
