@@ -311,7 +311,7 @@ def measure_audio_latency(config: AppConfig | None = None, n_onsets: int = 20, o
     lat_arrival, lat_capture = [], []
     for k, (arrival, capture) in enumerate(detector.onsets):
         nxt = detector.onsets[k + 1][0] if k + 1 < len(detector.onsets) else math.inf
-        hit = [t for t in opens if arrival - 0.05 <= t < min(nxt, arrival + 0.5)]
+        hit = [t for t in opens if arrival - 0.05 <= t < min(nxt, arrival + 0.9)]  # late counts as late, not missed
         if hit:
             lat_arrival.append(1000.0 * (hit[0] - arrival))
             lat_capture.append(1000.0 * (hit[0] - capture))

@@ -12,12 +12,16 @@ is unloaded and the previous default source restored either way.
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from src.audio.devices import rescan_devices
+
+_names = itertools.count()
 
 
 class VirtualMicUnavailable(RuntimeError):
@@ -31,8 +35,8 @@ def _run(*cmd: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
 class VirtualMic:
     """PulseAudio virtual microphone: what `play()` plays is what the default input device records."""
 
-    def __init__(self, sink_name: str = "puppetcam_vmic", rate_hz: int = 48000, channels: int = 2) -> None:
-        self.sink_name = sink_name
+    def __init__(self, sink_name: str | None = None, rate_hz: int = 48000, channels: int = 2) -> None:
+        self.sink_name = sink_name or f"puppetcam_vmic_{os.getpid()}_{next(_names)}"
         self.rate_hz = rate_hz
         self.channels = channels
         self.started_daemon = False
@@ -52,7 +56,7 @@ class VirtualMic:
         reason = self.available()
         if reason:
             raise VirtualMicUnavailable(reason)
-        if _run("pulseaudio", "--check").returncode != 0:
+        if not self._server_up():
             res = _run("pulseaudio", "-D", "--exit-idle-time=-1")
             if res.returncode != 0:
                 raise VirtualMicUnavailable(f"pulseaudio -D failed: {res.stderr.strip()[:200]}")
@@ -87,9 +91,23 @@ class VirtualMic:
             proc.wait(timeout=600)
         return proc
 
+    @staticmethod
+    def _server_up() -> bool:
+        """A daemon that answers (one that is shutting down still passes `pulseaudio --check`)."""
+        for _ in range(40):
+            if _run("pulseaudio", "--check").returncode != 0:
+                return False
+            if _run("pactl", "info").returncode == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
     def _kill_daemon(self) -> None:
         if self.started_daemon:
             _run("pulseaudio", "-k")
+            deadline = time.monotonic() + 5.0
+            while _run("pulseaudio", "--check").returncode == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
             self.started_daemon = False
 
     def __exit__(self, *exc: object) -> None:

@@ -39,6 +39,9 @@ class AudioFileReader:
         try:
             audio = container.streams.audio
             if not audio:
+                fmt = container.format.name or ""
+                if fmt == "image2" or fmt.endswith("_pipe"):
+                    raise AudioInputError(f"{self.label}: is an image, not audio; {FORMATS_HINT}")
                 if container.streams.video:
                     raise AudioInputError(f"{self.label}: is a video without an audio track; use a file with sound or --audio none")
                 raise AudioInputError(f"{self.label}: has no audio track; {FORMATS_HINT}")

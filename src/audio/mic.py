@@ -50,7 +50,10 @@ class MicCapture:
         self.ring_s = ring_s  # audio kept between the callback and the reader; older audio is dropped
         self._factory = stream_factory or _portaudio_stream
         self._fault_double = stream_factory is not None
-        self.info = resolve_input_device(device) if stream_factory is None else {"index": -1, "name": str(device)}
+        if stream_factory is None:
+            self.info = resolve_input_device(device)
+        else:  # a stream double (tests): no PortAudio device behind it
+            self.info = {"index": -1, "name": f"{device or 'default'} (stream double)"}
         self.label = f"microphone {self.info['index']}: {self.info['name']}"
         self.out_rate = sample_rate_hz
         self.block_len = max(1, round(sample_rate_hz * block_ms / 1000.0))
@@ -212,7 +215,7 @@ class MicCapture:
         self.lost = True
         self.lost_reason = reason
         self.outages += 1
-        log.warning("%s stopped (%s); the mouth closes, retrying every %.0f s", self.label, reason, self.retry_s)
+        log.warning("%s stopped (%s); the mouth closes, retrying every %g s", self.label, reason, self.retry_s)
         self._close_stream()
         with self._raw_cond:
             self._raw.clear()

@@ -1,0 +1,261 @@
+"""The microphone path: a real PortAudio stream recording a PulseAudio virtual mic, device selection
+errors, and a microphone that dies mid-stream (a fault double) while the driver keeps going."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from scripts.bench_audio import OnsetDetector, burst_signal, make_speech_with_pauses, measure_audio_latency, write_wav
+from src.audio import AudioDriver, AudioInputError
+from src.audio import devices as audio_devices
+from src.audio.blocks import AudioBlock
+from src.config import AppConfig, load_config
+from tests.audio_vmic import VirtualMic, VirtualMicUnavailable
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> AppConfig:
+    cfg = load_config()
+    cfg.audio.voice_profile = str(tmp_path / "no_profile.json")
+    return cfg
+
+
+@pytest.fixture
+def vmic() -> VirtualMic:
+    reason = VirtualMic.available()
+    if reason:
+        pytest.skip(reason)
+    try:
+        with VirtualMic() as mic:
+            yield mic
+    except VirtualMicUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def _wait_for_audio(driver: AudioDriver, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while driver.mic is not None and driver.mic.callbacks == 0:
+        assert time.monotonic() < deadline, "the virtual microphone never delivered audio"
+        time.sleep(0.01)
+    time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_speech_through_the_real_microphone_path(vmic: VirtualMic, tmp_path: Path, config: AppConfig) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng")
+    path, _, _ = make_speech_with_pauses(tmp_path, ["Hello there, how are you?", "Fine, thank you."], gap_s=1.0, lead_s=0.5)
+    driver = AudioDriver("mic", config)
+    blocks: list[AudioBlock] = []
+    driver.add_block_listener(blocks.append)
+    driver.start()
+    try:
+        _wait_for_audio(driver)
+        samples: list[tuple[float, float]] = []
+        done = threading.Event()
+        player = threading.Thread(target=lambda: (vmic.play(path, wait=True), time.sleep(0.6), done.set()))
+        player.start()
+        while not done.is_set():
+            now = time.monotonic()
+            samples.append((now, driver.mouth_at(now).open))
+            time.sleep(0.005)
+        player.join()
+        stats = driver.stats()
+    finally:
+        driver.stop()
+    opens = np.array([o for _, o in samples])
+    assert opens.max() > 0.3 * config.audio.mouth.max_open, "speech through the microphone opened the mouth"
+    assert opens[-20:].max() <= 0.1 * config.audio.mouth.max_open, "and it closed after the speech"
+    assert stats["mic"]["outages"] == 0 and stats["onsets"] >= 2
+    # every block is 10 ms at 16 kHz, stamped on the monotonic clock, before it reached the callback
+    ts = np.array([b.capture_ts for b in blocks])
+    assert all(len(b.samples) == 160 for b in blocks)
+    assert np.all(np.diff(ts) > 0)
+    steady = np.diff(ts)[len(ts) // 2 :]
+    assert np.median(steady) == pytest.approx(0.01, abs=0.002)
+    arrivals = np.array([b.arrival_ts for b in blocks])
+    assert np.all(arrivals >= ts)
+
+
+@pytest.mark.slow
+def test_latency_from_capture_callback_to_open_mouth(config: AppConfig) -> None:
+    """Loose bound on the live latency (the issue asks p95 <= 60 ms; the benchmark reports it)."""
+    reason = VirtualMic.available()
+    if reason:
+        pytest.skip(reason)
+    try:
+        result = measure_audio_latency(config, n_onsets=8)  # makes its own virtual mic
+    except VirtualMicUnavailable as exc:
+        pytest.skip(str(exc))
+    print(result)
+    assert result["onsets_captured"] == 8 and result["onsets_opened"] == 8
+    assert result["audio_latency_ms"]["p95"] < 200  # loose: the machine is shared
+
+
+def test_device_names_that_match_nothing_or_several(vmic: VirtualMic, config: AppConfig) -> None:
+    inputs = [d for d in audio_devices.all_devices() if d["max_input_channels"] > 0]
+    if len(inputs) < 2:
+        pytest.skip("needs two input devices (PulseAudio's ALSA 'pulse' and 'default')")
+    with pytest.raises(AudioInputError) as err:
+        AudioDriver("mic:no-such-microphone", config)
+    msg = str(err.value)
+    assert "\n" not in msg and "no-such-microphone" in msg and inputs[0]["name"] in msg
+    # a fragment found in two device names
+    a, b = inputs[0]["name"].lower(), inputs[1]["name"].lower()
+    common = next((a[i : i + 2] for i in range(len(a) - 1) if a[i : i + 2] in b and a[i : i + 2].strip()), None)
+    if common is None:
+        pytest.skip("the input device names share no fragment")
+    with pytest.raises(AudioInputError, match="matches several"):
+        AudioDriver(f"mic:{common}", config)
+    with pytest.raises(AudioInputError, match="no input device with that index"):
+        AudioDriver("mic:97", config)
+    # an exact index and an exact name both work
+    assert AudioDriver(f"mic:{inputs[0]['index']}", config).mic.info["index"] == inputs[0]["index"]
+    assert AudioDriver(f"mic:{inputs[1]['name']}", config).mic.info["name"] == inputs[1]["name"]
+
+
+def test_no_input_device_at_all_lists_what_exists(monkeypatch: pytest.MonkeyPatch, config: AppConfig) -> None:
+    # a machine with only an HDMI output, then one with no audio devices at all (PortAudio's device list is the double)
+    hdmi = [{"index": 0, "name": "HDMI 0", "max_input_channels": 0, "max_output_channels": 2}]
+    monkeypatch.setattr(audio_devices, "all_devices", lambda: hdmi)
+    with pytest.raises(AudioInputError) as err:
+        AudioDriver("mic", config)
+    assert "no audio input device" in str(err.value) and "HDMI 0" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setattr(audio_devices, "all_devices", lambda: [])
+    with pytest.raises(AudioInputError, match="no audio devices at all"):
+        AudioDriver("mic:USB", config)
+
+
+class FakeInputStream:
+    """A PortAudio InputStream double: delivers `audio` (48 kHz stereo) in 10 ms callbacks in real time
+    from its own thread, then dies after `die_after_s`: it stops calling back ("stall"), or PortAudio
+    aborts it and calls the finished callback ("abort")."""
+
+    def __init__(self, audio: np.ndarray, callback: Callable[..., None], finished_callback: Callable[[], None],
+                 die_after_s: float | None, mode: str = "stall", **_: Any) -> None:
+        self.audio = audio
+        self.callback = callback
+        self.finished_callback = finished_callback
+        self.die_after_s = die_after_s
+        self.mode = mode
+        self._stop = threading.Event()
+        self._dead = False
+        self._thread = threading.Thread(target=self._run, name="fake-portaudio", daemon=True)
+
+    class _Time:
+        inputBufferAdcTime = 0.0  # noqa: N815 - PortAudio's name
+        currentTime = 0.0  # noqa: N815
+
+    def _run(self) -> None:
+        n, t0, k = 480, time.monotonic(), 0
+        while not self._stop.is_set():
+            if self.die_after_s is not None and time.monotonic() - t0 > self.die_after_s:
+                self._dead = True
+                if self.mode == "abort":
+                    self.finished_callback()
+                return
+            block = self.audio[(k * n) % len(self.audio) :][:n]
+            if len(block) < n:
+                block = np.concatenate([block, self.audio[: n - len(block)]])
+            self.callback(block, n, self._Time(), None)
+            k += 1
+            self._stop.wait(max(0.0, t0 + k * 0.01 - time.monotonic()))
+
+    @property
+    def active(self) -> bool:
+        # a stalled device still looks active to PortAudio; an aborted one does not
+        return not self._stop.is_set() and not (self._dead and self.mode == "abort")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def abort(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+
+
+class FlakyMicrophone:
+    """Stream factory: the first stream dies after `die_after_s`; for `unplugged_s` after that every open
+    fails as PortAudio does for a missing device; then it opens a healthy stream."""
+
+    def __init__(self, audio: np.ndarray, die_after_s: float, unplugged_s: float, mode: str) -> None:
+        self.audio, self.die_after_s, self.unplugged_s, self.mode = audio, die_after_s, unplugged_s, mode
+        self.died_at: float | None = None
+        self.failed_opens = 0
+        self.streams: list[FakeInputStream] = []
+
+    def __call__(self, **kwargs: Any) -> FakeInputStream:
+        if self.streams:
+            assert self.died_at is not None
+            if time.monotonic() < self.died_at + self.unplugged_s:
+                self.failed_opens += 1
+                raise RuntimeError("Error opening InputStream: Device unavailable [PaErrorCode -9985]")
+            die = None
+        else:
+            die = self.die_after_s
+            self.died_at = time.monotonic() + self.die_after_s
+        stream = FakeInputStream(self.audio, kwargs["callback"], kwargs["finished_callback"], die, self.mode)
+        self.streams.append(stream)
+        return stream
+
+
+@pytest.mark.parametrize("mode", ["stall", "abort"])
+def test_a_microphone_that_dies_closes_the_mouth_warns_once_and_comes_back(
+    tmp_path: Path, config: AppConfig, caplog: pytest.LogCaptureFixture, mode: str
+) -> None:
+    mono = burst_signal(40, 48000, on_s=0.3, off_s=0.3, lead_s=0.1).astype(np.float32)
+    flaky = FlakyMicrophone(np.stack([mono, mono], axis=1), die_after_s=1.6, unplugged_s=2.0, mode=mode)
+    config.audio.mic_retry_s = 0.3
+    driver = AudioDriver("mic", config, stream_factory=flaky)
+    thr = 0.1 * config.audio.mouth.max_open
+    timeline: list[tuple[float, float, bool]] = []
+    with caplog.at_level(logging.INFO, logger="src.audio.mic"):
+        driver.start()
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 6.5:
+                now = time.monotonic()
+                timeline.append((now - t0, driver.mouth_at(now).open, driver.mic.lost))
+                time.sleep(0.01)
+        finally:
+            driver.stop()
+    t, o, lost = (np.array(c) for c in zip(*timeline, strict=True))
+    assert o[t < 1.5].max() >= thr, "audio from the first stream opened the mouth"
+    lost_at = t[lost][0]
+    back_at = t[(t > lost_at) & ~lost][0]
+    assert 1.6 <= lost_at < (2.0 if mode == "abort" else 3.0)  # an abort is seen at once, a stall after 1 s
+    assert np.all(o[(t >= lost_at + 0.02) & (t < back_at)] == 0.0), "the mouth is closed while the microphone is gone"
+    assert driver.mic.reopen_attempts >= 2 and flaky.failed_opens >= 1  # retried every mic_retry_s, in vain at first
+    assert 1.6 + 2.0 <= back_at < 1.6 + 2.0 + 0.3 + 0.3
+    assert o[t > back_at + 0.1].max() >= thr, "audio from the reopened stream opens the mouth again"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "stopped" in warnings[0].getMessage()
+    assert any("is back" in r.getMessage() for r in caplog.records)
+    assert driver.stats()["mic"]["outages"] == 1
+
+
+def test_onset_detector_finds_sound_after_quiet() -> None:
+    x = np.concatenate([np.zeros(8000), 0.2 * np.ones(800), np.zeros(8000), 0.2 * np.ones(800)]).astype(np.float32)
+    det = OnsetDetector()
+    for i in range(0, len(x), 160):
+        det(AudioBlock(x[i : i + 160], capture_ts=100.0 + i / 16000, index=i // 160, arrivals=[(0, 200.0 + i / 16000)]))
+    assert [round(c - 100.0, 4) for _, c in det.onsets] == [0.5, 1.05]
+
+
+def test_write_wav_roundtrip(tmp_path: Path) -> None:
+    x = np.sin(np.linspace(0, 100, 16000)).astype(np.float32) * 0.5
+    from src.audio import decode_audio
+
+    np.testing.assert_allclose(decode_audio(write_wav(tmp_path / "x.wav", x)), x, atol=1e-4)
