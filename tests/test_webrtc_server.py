@@ -257,6 +257,14 @@ def test_port_in_use_names_the_port_and_leaves_nothing_running() -> None:
     assert not webrtc_threads()
 
 
+def test_an_address_not_on_this_machine_is_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:
+    out = WebRTCOutput("203.0.113.7:0", config())  # TEST-NET-3: never a local address
+    with pytest.raises(OutputError, match="cannot listen on 203.0.113.7"):
+        out.open(512, 512, 30)
+    assert not webrtc_threads()
+    assert "token" not in capsys.readouterr().out  # nothing printed for a server that never started
+
+
 def test_close_stops_every_thread_and_is_idempotent() -> None:
     before = set(threading.enumerate())
     out = WebRTCOutput("127.0.0.1:0", config())
