@@ -7,6 +7,7 @@ CLI run through `run_cli`) points `cache.dir` at a session-scoped temp folder.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -206,6 +207,21 @@ def corrupt_videos(media_dir: Path, face_video: Path) -> dict[str, Path]:
     text = media_dir / "text.mp4"
     text.write_text("not a video\n")
     return {"truncated": trunc, "garbage": garbage, "text": text}
+
+
+@pytest.fixture(scope="session")
+def mjpeg_with_corrupt_frames(media_dir: Path) -> tuple[Path, int, int]:
+    """An MJPEG AVI (30 frames, 15 fps) whose frames 10..14 have their JPEG data zeroed: (path, total, corrupt)."""
+    clean = media_dir / "mjpeg_clean.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-t", "2", "-c:v", "mjpeg", "-q:v", "3", str(clean))
+    data = bytearray(clean.read_bytes())
+    sois = [m.start() for m in re.finditer(b"\xff\xd8\xff", data)]
+    assert len(sois) == 30
+    for k in range(10, 15):
+        data[sois[k] : sois[k + 1] - 8] = bytes(sois[k + 1] - 8 - sois[k])
+    bad = media_dir / "mjpeg_corrupt.avi"
+    bad.write_bytes(bytes(data))
+    return bad, 30, 5
 
 
 @pytest.fixture(scope="session")

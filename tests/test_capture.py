@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ffmpeg
 
 from src.capture import ImageSource, VideoCaptureSource, list_cameras, open_capture, parse_driver, read_image
 from src.errors import CaptureError, UserError
@@ -22,21 +20,6 @@ def _read_all(src, limit: int = 10_000) -> list:
             break
         frames.append(f)
     return frames
-
-
-@pytest.fixture(scope="module")
-def mjpeg_with_corrupt_frames(media_dir: Path) -> tuple[Path, int, int]:
-    """An MJPEG AVI (30 frames) whose frames 10..14 have their JPEG data zeroed: (path, total, corrupt)."""
-    clean = media_dir / "mjpeg_clean.avi"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=15", "-t", "2", "-c:v", "mjpeg", "-q:v", "3", str(clean))
-    data = bytearray(clean.read_bytes())
-    sois = [m.start() for m in re.finditer(b"\xff\xd8\xff", data)]
-    assert len(sois) == 30
-    for k in range(10, 15):
-        data[sois[k] : sois[k + 1] - 8] = bytes(sois[k + 1] - 8 - sois[k])
-    bad = media_dir / "mjpeg_corrupt.avi"
-    bad.write_bytes(bytes(data))
-    return bad, 30, 5
 
 
 def test_parse_driver() -> None:
