@@ -17,9 +17,9 @@ JAW_LEFT, JAW_RIGHT = 234, 454  # MediaPipe face-oval points at the jaw line (im
 NOSE_BRIDGE = 197
 BORDER = 4  # the crop is S + 2 * BORDER; the network sees the inner S x S
 
-# The mouth area in inner-crop units (x0, y0, x1, y1): below the nose tip to under the chin,
+# The mouth area in inner-crop units (x0, y0, x1, y1): below the nostrils to under the chin,
 # the jaw's width minus the cheeks' outer part (a rectangle, as SyncTalk_2D masks).
-MOUTH_RECT = (0.16, 0.40, 0.84, 0.96)
+MOUTH_RECT = (0.10, 0.21, 0.90, 0.92)
 
 
 def box_from_landmarks(lm: np.ndarray) -> np.ndarray:
