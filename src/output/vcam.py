@@ -75,7 +75,8 @@ def _one_line(text: str) -> str:
 
 def _to_format(image_bgr: np.ndarray, fmt: pyvirtualcam.PixelFormat) -> np.ndarray:
     if fmt == pyvirtualcam.PixelFormat.BGR:
-        return np.ascontiguousarray(image_bgr)
+        # A copy: the sender thread reads it later, and the frame's buffer is not ours to hold.
+        return np.array(image_bgr, order="C", copy=True)
     if fmt == pyvirtualcam.PixelFormat.RGB:
         return cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     if fmt == pyvirtualcam.PixelFormat.I420:
