@@ -24,7 +24,10 @@ from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.shared_encoder import SharedPacketTrack
 from src.output.webrtc.tracks import HubVideoTrack
 
-pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}")
+pytestmark = [
+    pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}"),
+    pytest.mark.slow,
+]
 
 
 def frames_decoded(page: Any) -> int:
@@ -217,8 +220,8 @@ def test_a_killed_browser_is_cleaned_up_by_the_watchdog(caplog: pytest.LogCaptur
 
 
 def test_viewer_churn_returns_to_baseline() -> None:
-    result = bench_churn(SyntheticFrameSource(fps=30), cycles=8)
-    assert result["viewers_left"] == 0 and result["viewers_total"] == 9
+    result = bench_churn(SyntheticFrameSource(fps=30), cycles=6)  # the benchmark runs 50
+    assert result["viewers_left"] == 0 and result["viewers_total"] == 7
     assert result["threads_after"] == result["threads_before"]
     assert abs(result["rss_change_pct"]) <= 5
     assert result["warnings_logged"] == []
