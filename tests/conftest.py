@@ -247,17 +247,16 @@ def run_cli(cache_dir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """run_cli("render", "--output", ...) runs `python main.py` in the repo with the tmp cache and 256 px output.
 
     `--set` overrides go right after the command; pass size=None to keep the configured size.
+    `env` adds variables; with replace_env=True it is the whole environment.
     """
 
     def run(command: str, *args: str, size: int | None = TEST_SIZE, env: dict[str, str] | None = None,
-            timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+            replace_env: bool = False, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
         sets = ["--set", f"cache.dir={cache_dir}"]
         if size is not None:
             sets += ["--set", f"animation.output_size_px={size}"]
-        full_env = dict(os.environ)
+        full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
         full_env.pop("PYTHONPATH", None)
-        if env is not None:
-            full_env.update(env)
         cmd = [sys.executable, str(ROOT / "main.py"), command, *sets, *args]
         return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
 
