@@ -133,7 +133,7 @@ class IdleConfig(Section):
 class VadConfig(Section):
     onset_db: float = Field(10.0, gt=0, le=40)
     offset_db: float = Field(6.0, ge=0, le=40)
-    onset_min_ms: float = Field(30.0, ge=0, le=500)
+    onset_min_ms: float = Field(20.0, ge=0, le=500)
     offset_min_ms: float = Field(60.0, ge=0, le=2000)
     min_level_dbfs: float = Field(-55.0, ge=-120, le=0)
     initial_floor_dbfs: float = Field(-50.0, ge=-120, le=0)

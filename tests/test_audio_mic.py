@@ -259,3 +259,35 @@ def test_write_wav_roundtrip(tmp_path: Path) -> None:
     from src.audio import decode_audio
 
     np.testing.assert_allclose(decode_audio(write_wav(tmp_path / "x.wav", x)), x, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, config: AppConfig) -> None:
+    """The prompts drive a 'user' (espeak-ng vowels played into the virtual mic when asked)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("needs espeak-ng")
+    from scripts.make_vowel_templates import synth_vowel
+    from src.audio import VowelTemplates, calibrate_voice
+    from src.audio.vowels import VOWELS
+
+    wavs = {v: synth_vowel(v, "en-us+f5", tmp_path / f"{v}.wav", hold=4) for v in VOWELS}
+    prompts: list[str] = []
+
+    def user(text: str) -> None:
+        prompts.append(text)
+        if text.startswith("Now: "):
+            vmic.play(wavs[text[5]])
+
+    out = calibrate_voice(config, out_path=tmp_path / "profile.json", seconds_per_vowel=1.6, pause_s=0.4, prompt=user)
+    profile = VowelTemplates.load(out)
+    assert sum(p.startswith("Now: ") for p in prompts) == 5
+    assert profile.meta["calibrated"] and "microphone" in profile.source
+    from scripts.make_vowel_templates import steady_frames
+    from src.audio import decode_audio
+
+    hits = total = 0
+    for v in VOWELS:
+        frames = steady_frames(decode_audio(wavs[v]), trim=0.0)
+        hits += sum(profile.classify(m) == v for m in frames)
+        total += len(frames)
+    assert hits / total >= 0.8

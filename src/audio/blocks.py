@@ -1,4 +1,4 @@
-"""Audio blocks and the bounded ring buffer between audio capture and analysis.
+"""Audio blocks: ~10 ms of 16 kHz mono audio stamped with its capture time.
 
 Every block is mono float32 at the analysis rate (16 kHz) and carries
 `capture_ts`: the `time.monotonic()` instant its first sample was captured (for
@@ -7,8 +7,6 @@ a file played in real time: the instant it would have been captured now).
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,42 +55,3 @@ class AudioBlock:
         if found is None and self.arrivals:
             found = self.arrivals[0][1]
         return found
-
-
-class AudioRing:
-    """Bounded FIFO of blocks: `put` never blocks (the oldest block is dropped and counted
-    when full), `get` waits up to a timeout. Writer and reader may be different threads."""
-
-    def __init__(self, capacity: int, name: str = "audio-ring") -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity}")
-        self.name = name
-        self.capacity = capacity
-        self._items: deque[AudioBlock] = deque()
-        self._cond = threading.Condition()
-        self.dropped = 0
-        self.put_count = 0
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
-
-    def put(self, block: AudioBlock) -> None:
-        with self._cond:
-            if len(self._items) >= self.capacity:
-                self._items.popleft()
-                self.dropped += 1
-            self._items.append(block)
-            self.put_count += 1
-            self._cond.notify()
-
-    def get(self, timeout: float | None = None) -> AudioBlock | None:
-        """The oldest block, or None after `timeout` seconds with nothing to read."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: bool(self._items), timeout):
-                return None
-            return self._items.popleft()
-
-    def clear(self) -> None:
-        with self._cond:
-            self._items.clear()

@@ -107,6 +107,9 @@ def calibrate_from_mic(
     mic = MicCapture(device, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory)
     mic.start()
     try:
+        deadline = time.monotonic() + 5.0
+        while mic.callbacks == 0 and time.monotonic() < deadline:  # some sound servers take ~2 s to start
+            mic.read(timeout=0.05)
         record_vowel(mic, 0.3)  # let the stream settle; discard
         frames = {}
         for vowel in VOWELS:
@@ -130,13 +133,14 @@ def calibrate_voice(
     seconds_per_vowel: float = 2.5,
     prompt: Callable[[str], None] = print,
     stream_factory: StreamFactory | None = None,
+    pause_s: float = 1.5,
 ) -> Path:
     """Record (or read) the five vowels, build the profile and save it; returns the profile path."""
     defaults = VowelTemplates.load(resolve_path(config.audio.templates))
     if wavs:
         profile = calibrate_from_wavs(parse_wav_args(list(wavs)), config, defaults)
     else:
-        profile = calibrate_from_mic(config, defaults, device, seconds_per_vowel, prompt, stream_factory=stream_factory)
+        profile = calibrate_from_mic(config, defaults, device, seconds_per_vowel, prompt, pause_s, stream_factory)
     target = Path(out_path or config.audio.voice_profile).expanduser()
     try:
         return profile.save(target)

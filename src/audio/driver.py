@@ -137,6 +137,11 @@ class AudioDriver:
         return self.player.duration_s if self.player is not None else None
 
     @property
+    def sample_rate_hz(self) -> int:
+        """Rate of the blocks PCM listeners receive (mono float32)."""
+        return self.config.audio.sample_rate_hz
+
+    @property
     def voice_active(self) -> bool:
         return self._mouth.active and not (self.mic is not None and self.mic.lost)
 
