@@ -127,3 +127,17 @@ def test_rendered_mp4_carries_the_audio_in_sync(tmp_path: Path, config: AppConfi
     n = min(len(muxed), len(source))
     c = np.correlate(muxed[:n], source[400 : n - 400], mode="valid")
     assert abs(int(np.argmax(c)) - 400) <= 2, "audio starts with the first video frame"
+
+
+@needs_espeak
+def test_mux_can_stop_where_a_shortened_render_stops(tmp_path: Path, config: AppConfig) -> None:
+    wav, _, _ = make_speech_with_pauses(tmp_path, PHRASES[:1])
+    out = FileOutput(str(tmp_path / "short.mp4"), config)
+    out.audio = AudioFileMux(wav, max_duration_s=1.0)
+    out.open(32, 32, 25.0)
+    for k in range(25):
+        out.write(RenderedFrame(np.zeros((32, 32, 3), np.uint8), capture_ts=0.0, index=k, media_time_s=k / 25.0))
+    out.close()
+    with av.open(str(tmp_path / "short.mp4")) as c:
+        a = c.streams.audio[0]
+        assert float(a.duration * a.time_base) == pytest.approx(1.0, abs=0.03)

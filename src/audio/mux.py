@@ -26,9 +26,12 @@ AAC_FRAME = 1024
 
 
 class AudioFileMux(AudioMuxSource):
-    """Muxes `path`'s audio into a FileOutput: `file_output.audio = AudioFileMux("speech.wav")`."""
+    """Muxes `path`'s audio into a FileOutput: `file_output.audio = AudioFileMux("speech.wav")`.
 
-    def __init__(self, path: str | Path, bitrate: int = 128_000) -> None:
+    `max_duration_s` cuts the audio there (for a render limited to fewer frames than the audio).
+    """
+
+    def __init__(self, path: str | Path, bitrate: int = 128_000, max_duration_s: float | None = None) -> None:
         self.reader = AudioFileReader(path)  # raises AudioInputError for a bad file, before any output is opened
         native = self.reader.native_rate_hz
         self.rate_hz = native if native in AAC_RATES else 48000
@@ -39,6 +42,9 @@ class AudioFileMux(AudioMuxSource):
         self._pending: av.AudioFrame | None = None
         self._samples = 0  # samples handed to the encoder (the next frame's pts)
         self._limit = self.reader._max_samples_at(self.rate_hz)
+        if max_duration_s is not None:  # a render cut short (--duration) keeps only that much audio
+            cap = max(0, round(max_duration_s * self.rate_hz))
+            self._limit = cap if self._limit is None else min(self._limit, cap)
         self.finished = False
 
     @property
