@@ -43,11 +43,23 @@ def add_extra_parsers(sub: argparse._SubParsersAction, common: Callable[[argpars
         add(sub, common)
 
 
+def _add_calibrate_voice(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    from src.audio.cli import add_calibrate_voice_parser
+
+    common(add_calibrate_voice_parser(sub))
+
+
+def _cmd_calibrate_voice(args: argparse.Namespace, config: AppConfig) -> int:
+    from src.audio.cli import cmd_calibrate_voice
+
+    return cmd_calibrate_voice(args, config)
+
+
 def _load_plugins() -> None:
     """Import optional packages that register animators, outputs or commands."""
     import importlib
 
-    for mod in ("src.output.vcam", "src.output.webrtc", "src.animation.liveportrait", "src.animation.lipsync_unet", "src.audio.cli"):
+    for mod in ("src.output.vcam", "src.output.webrtc", "src.animation.liveportrait", "src.animation.lipsync_unet"):
         try:
             importlib.import_module(mod)
         except ImportError as exc:
@@ -142,7 +154,7 @@ def open_live_audio(spec: str | None, config: AppConfig, *, play: bool, loop: bo
         from src.audio import AudioDriver
     except ImportError as exc:  # pragma: no cover - the audio package ships with the app
         raise UserError(f"--audio {spec}: audio support is not installed ({exc}); reinstall with make setup") from None
-    return AudioDriver(spec, config, realtime=True, loop=loop, play=play)
+    return AudioDriver(spec, config, realtime=True, loop=loop, play_audio=play)
 
 
 # -- render ---------------------------------------------------------------------------------------
@@ -169,14 +181,19 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
     if args.audio:
         from src.audio import AudioFileMux, file_mouth_track
 
+        # Phone recognition holds the GIL: run it before the render threads start.
         track = file_mouth_track(args.audio, fps, config)
         mouth_track = track.shapes
-        n_frames = len(track.shapes)
-        output.audio = AudioFileMux(args.audio, duration_s=n_frames / fps)
+        n_frames = track.n_frames
+        if capture is not None:
+            n_frames = min(n_frames, capture.frame_count) if getattr(capture, "frame_count", 0) else n_frames
+        if args.duration is not None:
+            n_frames = min(n_frames, int(round(args.duration * fps)))
+        output.audio = AudioFileMux(args.audio, max_duration_s=n_frames / fps)
         log.info("audio %s: %.2f s, mouth shapes by %s", args.audio, track.duration_s, track.method)
     elif capture is None:
         n_frames = int(round((args.duration or 10.0) * fps))
-    if args.duration is not None and capture is not None:
+    elif args.duration is not None:
         n_frames = int(round(args.duration * fps))
     result = render(config, animator, [output], capture=capture, n_frames=n_frames, fps=fps, mouth_track=mouth_track,
                     batch_size=args.batch)
@@ -223,12 +240,10 @@ def cmd_devices(args: argparse.Namespace, config: AppConfig) -> int:
     for c in cams or ["(none found)"]:
         print(f"  {c}")
     try:
-        from src.audio import list_input_devices
+        from src.audio.devices import describe_devices
 
-        print("audio inputs:")
-        for d in list_input_devices() or ["(none found)"]:
-            print(f"  {d}")
-    except (ImportError, UserError) as exc:
+        print("audio inputs: " + describe_devices("input"))
+    except (ImportError, UserError, OSError) as exc:
         print(f"audio inputs: unavailable ({exc})")
     print("animators: " + ", ".join(ANIMATORS.names()))
     print("outputs: " + ", ".join(OUTPUTS.names()))
@@ -251,6 +266,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, AppConfig], int]] = {
     "prepare": cmd_prepare,
     "devices": cmd_devices,
 }
+register_command("calibrate-voice", _add_calibrate_voice, _cmd_calibrate_voice)
 
 
 def dispatch(args: argparse.Namespace) -> int:
