@@ -146,7 +146,7 @@ class MouthSmoothingConfig(Section):
     attack_ms: float = Field(30.0, ge=0, le=1000)
     release_ms: float = Field(100.0, ge=0, le=2000)
     vowel_smoothing_ms: float = Field(50.0, ge=0, le=1000)
-    max_open: float = Field(0.6, gt=0, le=1.5)
+    max_open: float = Field(0.4, gt=0, le=1.5)
 
 
 class VisemeConfig(Section):
