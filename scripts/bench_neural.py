@@ -412,7 +412,7 @@ def training_figure(minutes: float = 4.0, out_dir: str | Path = "out/train_figur
     w.release()
     return {
         "train_seconds": round(train_s, 1), "epochs": report.epochs_done, "train_frames": report.frames,
-        "loss_first_last": [report.losses[0], report.losses[-1]] if report.losses else [],
+        "loss_first_last": [report.losses[0], report.losses[-1]] if report.losses else [], "steps": report.steps,
         "heldout_frames": len(held_frames), "frames_compared": int(ok.sum()),
         "mouth_open_correlation": corr, "max_abs_diff_export": onnx["max_abs_diff"],
         "renderer": renderer, "note": NO_GPU_NOTE,

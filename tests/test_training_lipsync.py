@@ -71,6 +71,18 @@ def test_training_improves_the_loss(tmp_path: Path, talking_video: Path) -> None
     assert r.losses[-1] < r.losses[0]
 
 
+def test_time_limit_stops_mid_epoch_and_resume_redoes_it(tmp_path: Path, talking_video: Path) -> None:
+    from src.animation.lipsync_unet.checkpoint import load_checkpoint
+    from src.animation.lipsync_unet.training import train_lipsync
+
+    cfg = AppConfig()
+    cfg.cache.dir = str(tmp_path / "cache")
+    r = train_lipsync(talking_video, tmp_path / "run", cfg, size=160, epochs=5, width=8, max_minutes=1e-6, progress=False)
+    assert r.epochs_done == 0 and r.steps == 0 and load_checkpoint(r.checkpoint)["epoch"] == 0
+    r2 = train_lipsync(talking_video, tmp_path / "run", cfg, size=160, epochs=1, width=8, progress=False)
+    assert r2.epochs_done == 1 and r2.steps > 0
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "train_lipsync.py"), *args], capture_output=True, text=True,
                           timeout=300, cwd=ROOT)  # fmt: skip

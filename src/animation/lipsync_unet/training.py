@@ -40,6 +40,7 @@ class TrainReport:
     previews: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     frames: int = 0
+    steps: int = 0  # optimizer steps in this run
 
 
 def load_dataset(template: AvatarTemplate, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,28 +134,36 @@ def train_lipsync(
     mouth = torch.from_numpy(mouth_mask(size))[None, None]
     picks = np.linspace(0, len(crops) - 1, num=min(4, len(crops))).astype(int)
     report = TrainReport(checkpoint=last, epochs_done=start_epoch, frames=len(crops))
+    deadline = t_start + max_minutes * 60.0 if max_minutes is not None else None
     model.train()
     for epoch in range(start_epoch, epochs):
         order = rng.permutation(len(crops))
         batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
-        total, t0, last_print = 0.0, time.monotonic(), 0.0
+        total, t0, last_print, done = 0.0, time.monotonic(), 0.0, 0
+        out_of_time = False
         for b, idx in enumerate(batches):
+            if deadline is not None and time.monotonic() > deadline:
+                out_of_time = True  # stop mid-epoch: the checkpoint keeps this epoch's number, a resume redoes it
+                break
             image, mel, target = make_batch(crops, mels, idx, rng)
             loss = loss_fn(model(image, mel), target, mouth)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item()
+            done = b + 1
             if progress and (time.monotonic() - last_print > 0.5 or b + 1 == len(batches)):
                 last_print = time.monotonic()
                 _progress(epoch + 1, epochs, b + 1, len(batches), total / (b + 1), t0)
         if progress:
             sys.stderr.write("\n")
-        report.losses.append(total / max(len(batches), 1))
-        report.epochs_done = epoch + 1
-        save_checkpoint(last, model, {"optimizer": opt.state_dict(), "epoch": epoch + 1, "losses": report.losses})
+        if done:
+            report.losses.append(total / done)
+            report.steps += done
+        report.epochs_done = epoch + (0 if out_of_time else 1)
+        save_checkpoint(last, model, {"optimizer": opt.state_dict(), "epoch": report.epochs_done, "losses": report.losses})
         report.previews.append(write_preview(out / f"preview_epoch{epoch + 1:03d}.png", model, crops, mels, picks))
-        if max_minutes is not None and time.monotonic() - t_start > max_minutes * 60.0:
+        if out_of_time or (deadline is not None and time.monotonic() > deadline):
             break
     report.seconds = time.monotonic() - t_start
     return report
