@@ -458,13 +458,14 @@ def test_controls_reset_neutral_and_toggle_motion_mode(make_config, live_video) 
     """What the window's n and r keys call: the neutral face is re-taken from the next frames; the mode flips."""
     cfg = make_config()
     rec = Recorder("rec", realtime=False)
-    pipe = LivePipeline(cfg, ConstAnimator(cfg), [rec], capture=live_video)
+    anim = ConstAnimator(cfg)
+    anim.load_model()
+    pipe = LivePipeline(cfg, anim, [rec], capture=live_video)
     pipe.start()
     try:
         ext = pipe.landmarks.motion
         assert _wait_for(lambda: ext.has_neutral)
         before = ext.neutral
-        assert not pipe.controls.ready() or pipe.animate.first_frame.is_set()
         pipe.controls.reset_neutral()
         assert _wait_for(lambda: ext.neutral is not before and ext.has_neutral)
         assert pipe.controls.toggle_motion_mode() == "absolute" and cfg.animation.motion_mode == "absolute"
