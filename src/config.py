@@ -103,6 +103,13 @@ class LipsyncUNetConfig(Section):
 class AnimationConfig(Section):
     model: str = "meshwarp"
     output_size_px: int = Field(512, ge=64, le=2048)
+
+    @field_validator("output_size_px")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"must be even (H.264 with yuv420p needs even sizes), e.g. {v - 1} or {v + 1}")
+        return v
     motion_mode: Literal["relative", "absolute"] = "relative"
     mouth_owner: Literal["audio", "webcam"] = "audio"
     meshwarp: MeshWarpConfig = MeshWarpConfig()

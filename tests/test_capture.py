@@ -165,8 +165,6 @@ def test_corrupt_frames_in_the_middle_are_skipped(make_config, mjpeg_with_corrup
     assert frames[10].media_time_s == pytest.approx(15 / 15)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: sources.py _grab counts ~30 phantom corrupt frames at the end of a file "
-                   "after a mid-file corrupt frame (POS_FRAMES does not advance on failed reads)")
 def test_corrupt_frames_are_counted_exactly(make_config, mjpeg_with_corrupt_frames: tuple[Path, int, int]) -> None:
     path, _, corrupt = mjpeg_with_corrupt_frames
     src = open_capture(str(path), make_config(), realtime=False)

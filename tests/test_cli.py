@@ -70,17 +70,11 @@ def test_bad_input_is_a_one_line_user_error(bad_input_runs, case: str) -> None:
 
 
 # Cases whose error line is still preceded by library chatter on stderr.
-NOISY = {
-    "truncated_driver": "FFmpeg's 'moov atom not found' from cv2.VideoCapture opening the file (sources.py: wrap the open in "
-                        "face_tracker.quiet_stderr())",
-    "garbage_driver": "FFmpeg's 'moov atom not found' from cv2.VideoCapture opening the file",
-}
 
 
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=f"bug: stderr carries more than the error line: {NOISY[c]}"))
-     if c in NOISY else c for c in BAD_INPUTS],
+    BAD_INPUTS,
 )
 def test_bad_input_stderr_is_exactly_one_line(bad_input_runs, case: str) -> None:
     proc, _ = bad_input_runs[case]
@@ -88,16 +82,12 @@ def test_bad_input_stderr_is_exactly_one_line(bad_input_runs, case: str) -> None
     assert len(lines) == 1, proc.stderr  # no library chatter (libpng, OpenCV, FFmpeg, MediaPipe) before the error
 
 
-@pytest.mark.xfail(strict=True, reason="bug: file_output.py open() does not create the file (av.open is lazy): render to "
-                   "/proc/x.mp4 logs a traceback from the output thread and exits 0 with no file")
 def test_uncreatable_output_path_is_a_user_error(run_cli) -> None:
     r = run_cli("render", "--duration", "0.2", "--output", "/proc/puppetcam_test.mp4")
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an odd animation.output_size_px (257, allowed by the config) cannot be "
-                   "encoded as yuv420p; render logs a traceback and exits 0 having written nothing")
 def test_odd_output_size_renders_or_is_refused(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "odd.mp4"
     r = run_cli("render", "--duration", "0.2", "--output", str(out), size=257)

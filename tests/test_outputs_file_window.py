@@ -116,8 +116,6 @@ def test_read_only_folder_is_an_output_error(tmp_path: Path) -> None:
         ro.chmod(0o755)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: file_output.py open() never touches the file (av.open is lazy), so a path "
-                   "that cannot be created (/proc/x.mp4) passes open() and every write fails later")
 def test_uncreatable_file_fails_at_open() -> None:
     with pytest.raises(OutputError):
         out = FileOutput("/proc/puppetcam_test.mp4")
@@ -125,8 +123,6 @@ def test_uncreatable_file_fails_at_open() -> None:
         out.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an odd frame size (animation.output_size_px=257 is allowed) cannot be encoded "
-                   "as yuv420p H.264; open() succeeds and every write fails")
 def test_odd_frame_size_is_written_or_refused_at_open(tmp_path: Path) -> None:
     p = tmp_path / "odd.mp4"
     out = FileOutput(str(p))

@@ -125,7 +125,7 @@ def test_render_skips_corrupt_driver_frames(make_config, portrait_animator, mjpe
     keep = Keep()
     result = render(cfg, portrait_animator, [keep], capture=open_capture(str(path), cfg, realtime=False))
     assert result.frames == total - corrupt
-    assert result.corrupt_frames >= corrupt  # counted (exactly: see test_capture's xfail)
+    assert result.corrupt_frames == corrupt  # counted exactly
     times = [f.media_time_s for f in keep.frames]
     assert times == sorted(times) and times[10] == pytest.approx(15 / 15)  # the gap keeps its place in time
 

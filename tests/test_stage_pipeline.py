@@ -220,7 +220,7 @@ def test_driver_end_finishes_the_run(make_config, face_video: Path) -> None:
 def test_slow_output_skips_frames_and_does_not_hold_up_the_rest(make_config, live_video) -> None:
     slow = Recorder("slow", realtime=True, delay_s=0.25)
     fast = Recorder("fast", realtime=False)
-    cfg = make_config("pipeline.fps=5")  # no idle ticks between driver frames (see the xfail test below)
+    cfg = make_config("pipeline.fps=5")
     pipe = LivePipeline(cfg, ConstAnimator(cfg), [slow, fast], capture=live_video)
     pipe.start()
     pipe.run(duration_s=3.0)
@@ -261,7 +261,7 @@ def test_slow_animator_drops_old_frames_and_latency_stays_bounded(make_config, l
 def test_every_frame_carries_its_capture_time_to_the_output(make_config, live_video) -> None:
     """After start-up every output frame is a driver frame, and it reaches the output with the capture
     stage's own time stamp. (pipeline.fps 5: the animate stage only ticks on its own after 0.4 s without a
-    driver frame, so no idle tick mixes in even on a loaded machine; see the xfail test below.)"""
+    driver frame, so no idle tick mixes in even on a loaded machine.)"""
     cap = TappedCapture(live_video)
     rec = Recorder("rec", realtime=False)
     cfg = make_config("pipeline.fps=5")
@@ -280,9 +280,6 @@ def test_every_frame_carries_its_capture_time_to_the_output(make_config, live_vi
     assert 0 < out_lat["p50"] <= out_lat["p95"] < 1000
 
 
-@pytest.mark.xfail(strict=True, reason="bug: pipeline.py _animate_next ticks an idle frame whenever no tracked frame arrives "
-                   "within 2 pipeline periods (a healthy 15 fps driver at pipeline.fps 30 triggers it) and _tick numbers "
-                   "ticks from 0, so output indices repeat and go backwards")
 def test_output_indices_never_repeat_with_a_slower_driver(make_config, live_video) -> None:
     cap = TappedCapture(live_video)
     rec = Recorder("rec", realtime=False)
@@ -408,8 +405,6 @@ def test_a_corrupt_frame_is_skipped_and_the_stream_goes_on(make_config, live_vid
     assert not _ours_alive()
 
 
-@pytest.mark.xfail(strict=True, reason="bug: pipeline.py LandmarkStage.process marks a frame the tracker cannot read as "
-                   "corrupt but no metric counts it (landmarks skipped/errors stay 0)")
 def test_a_corrupt_frame_is_counted(make_config, live_video) -> None:
     cap = TappedCapture(live_video, corrupt_at=6)
     rec = Recorder("rec", realtime=False)

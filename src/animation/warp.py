@@ -102,6 +102,11 @@ class PiecewiseAffineWarper:
         y0 = max(int(np.floor(d[:, :, 1].min())) - 1, 0)
         x1 = min(int(np.ceil(d[:, :, 0].max())) + 2, self.width)
         y1 = min(int(np.ceil(d[:, :, 1].max())) + 2, self.height)
+        inner = (x0, y0, x1, y1)
+        # Upscaling a coarse map is exact only away from its edge: compute a margin wider (beyond the
+        # frame if need be: the map needs no pixels), keep the inside.
+        pad = int(np.ceil(0.5 / self.map_scale)) + 1 if self.map_scale < 1 else 0
+        x0, y0, x1, y1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
         roi_w, roi_h = x1 - x0, y1 - y0
         mw = max(2, int(round(roi_w * self.map_scale)))
         mh = max(2, int(round(roi_h * self.map_scale)))
@@ -132,8 +137,11 @@ class PiecewiseAffineWarper:
         if (mw, mh) != (roi_w, roi_h):
             mx = cv2.resize(mx, (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
             my = cv2.resize(my, (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
-        self.last_roi = (x0, y0, x1, y1)
-        return mx, my, (x0, y0, x1, y1)
+        ix0, iy0, ix1, iy1 = inner
+        mx = mx[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+        my = my[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
+        self.last_roi = inner
+        return mx, my, inner
 
     def warp(self, image: np.ndarray, dst_points: np.ndarray, out: np.ndarray | None = None,
              border: int = cv2.BORDER_REPLICATE) -> np.ndarray:

@@ -2,43 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from src.capture.quiet import quiet_stderr
 from src.config import TrackingConfig
 from src.frames import FaceObservation
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging quiet
 log = logging.getLogger(__name__)
 WARMUP_IMAGE = Path(__file__).resolve().parents[2] / "assets" / "portrait.png"
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence C++ logging written straight to file descriptor 2 (TFLite and absl print
-    start-up notices there that mean nothing to a user)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, OSError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 class FaceTracker:

@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from src.capture.quiet import quiet_stderr
 from src.config import AppConfig
 from src.errors import CaptureError
 from src.frames import VideoFrame
@@ -110,10 +111,14 @@ class VideoCaptureSource(CaptureSource):
             path = Path(str(target))
             if not path.is_file():
                 raise CaptureError(f"{label}: file not found; check the path or use --driver webcam")
-            self._cap = cv2.VideoCapture(str(path))
-            if not self._cap.isOpened():
+            with quiet_stderr():  # FFmpeg prints "moov atom not found" and the like for broken files
+                self._cap = cv2.VideoCapture(str(path))
+                opened = self._cap.isOpened()
+                ok, first = self._cap.read() if opened else (False, None)
+            if not opened:
                 raise CaptureError(f"{label}: cannot be decoded; use a video file that plays in a media player (mp4, mov, avi, mkv)")
-        ok, first = self._cap.read()
+        if is_camera:
+            ok, first = self._cap.read()
         if not ok or first is None or first.size == 0:
             self._cap.release()
             if is_camera:
@@ -145,8 +150,8 @@ class VideoCaptureSource(CaptureSource):
                     raise CaptureError(f"{self.label}: stopped delivering frames; check the cable or the camera")
                 time.sleep(0.01)
                 continue
-            pos = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES))
-            if self.frame_count and pos < self.frame_count - 1 and self._corrupt_run < MAX_CORRUPT_IN_A_ROW:
+            # OpenCV's position does not advance on a failed read: count from our own index.
+            if self.frame_count and self._media_index < self.frame_count - 1 and self._corrupt_run < MAX_CORRUPT_IN_A_ROW:
                 # A corrupt frame in the middle of the file: skip and count it.
                 self._corrupt_run += 1
                 self.corrupt_frames += 1

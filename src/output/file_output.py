@@ -57,6 +57,13 @@ class FileOutput(Output):
 
     def open(self, width: int, height: int, fps: float) -> None:
         check_writable(self.path)
+        try:  # PyAV opens lazily: create the file now so an impossible path fails here, not mid-stream
+            with open(self.path, "ab"):
+                pass
+        except OSError as exc:
+            raise OutputError(f"output file {self.path}: cannot be created ({exc.strerror}); choose a writable path") from None
+        if width % 2 or height % 2:
+            raise OutputError(f"output file {self.path}: {width}x{height} is odd; H.264 needs even sizes (set animation.output_size_px)")
         try:
             self._container = av.open(str(self.path), mode="w")
         except (av.error.FFmpegError, OSError) as exc:

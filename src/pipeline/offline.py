@@ -18,6 +18,7 @@ from typing import Any
 from src.animation.base import BaseAnimationModel
 from src.capture.sources import CaptureSource
 from src.config import AppConfig
+from src.errors import OutputError
 from src.frames import MouthShape, TrackedFrame, VideoFrame
 from src.output.base import Output, PipelineControls
 from src.output.fanout import OutputFanout
@@ -131,6 +132,11 @@ def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Ou
         if t.exception is not None:
             raise t.exception
     frames = metrics.stage(fanout.threads[0].name).frames if fanout.threads else 0
+    for out, t in zip(fanout.outputs, fanout.threads, strict=True):
+        m = metrics.stage(t.name)
+        if m.errors and m.frames == 0:
+            raise OutputError(f"output {getattr(out, 'path', out.name)}: no frame could be written ({t.first_error}); "
+                              "check the path, the disk space and the codec")
     errors = sum(metrics.stage(n).errors for n in metrics.names())
     if errors:
         log.warning("render: %d frame error(s) were skipped", errors)

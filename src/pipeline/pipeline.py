@@ -96,9 +96,11 @@ class AnimateStage:
 class LandmarkStage:
     """Face tracking + motion relative to the neutral face."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, on_corrupt: Callable[[], None] | None = None) -> None:
         self.tracker = FaceTracker(config.tracking)
         self.motion = FaceMotionExtractor(config.tracking)
+        self._on_corrupt = on_corrupt
+        self.corrupt = 0
 
     def process(self, frames: Sequence[VideoFrame], clock: Callable[[VideoFrame], float] | None = None) -> list[TrackedFrame]:
         out = []
@@ -110,6 +112,9 @@ class LandmarkStage:
             except Exception as exc:  # noqa: BLE001 - a corrupt frame is skipped and counted, never fatal
                 log.debug("landmarks: frame %d failed: %s", f.index, exc)
                 faces, corrupt = [], True
+                self.corrupt += 1
+                if self._on_corrupt is not None:
+                    self._on_corrupt()
             face = faces[0] if faces else None
             motion = self.motion.update(face, t)
             out.append(TrackedFrame(frame=f, capture_ts=f.capture_ts, index=f.index, face=face, motion=motion,
@@ -142,7 +147,8 @@ class LivePipeline:
         self.landmarks: LandmarkStage | None = None
         self.period = 1.0 / pc.fps
         if capture is not None:
-            self.landmarks = LandmarkStage(config)
+            m_lm_pre = self.metrics.stage("landmarks")
+            self.landmarks = LandmarkStage(config, on_corrupt=m_lm_pre.count_skipped)
             cap_buf: RingBuffer[VideoFrame] = RingBuffer(pc.queue_size, "newest", "capture->landmarks")
             lm_buf: RingBuffer[TrackedFrame] = RingBuffer(pc.queue_size, "newest", "landmarks->animate")
             m_cap = self.metrics.stage("capture")
@@ -159,7 +165,10 @@ class LivePipeline:
             self._anim_in = None
             m_an = self.metrics.stage("animate")
         self._pacer = Pacer(pc.fps, self.stop_event)
-        self._tick_index = 0
+        self._out_index = 0
+        # Tick only when the driver has really stalled: well past both our period and the driver's.
+        driver_period = 1.0 / capture.fps if capture is not None and capture.fps > 0 else 0.0
+        self._stall_s = max(2.0 * self.period, 2.5 * driver_period)
         self._m_animate = m_an
         self.threads.append(StageThread("animate", self._animate_next, m_an, self.stop_event, outboxes=self.fanout.buffers,
                                         self_timed=True))
@@ -176,10 +185,7 @@ class LivePipeline:
         return frame
 
     def _tick(self) -> TrackedFrame:
-        now = time.monotonic()
-        tf = TrackedFrame(frame=None, capture_ts=now, index=self._tick_index)
-        self._tick_index += 1
-        return tf
+        return TrackedFrame(frame=None, capture_ts=time.monotonic(), index=-1)
 
     def _animate_next(self) -> RenderedFrame | None:
         """One output frame: the newest tracked frame, or an idle tick when there is none in time."""
@@ -188,7 +194,7 @@ class LivePipeline:
             tf = self._tick()
         else:
             try:
-                tf = self._anim_in.get(timeout=2 * self.period)
+                tf = self._anim_in.get(timeout=self._stall_s)
             except BufferClosed:
                 raise EndOfStream from None
             if tf is None:  # the driver stalled: keep the avatar alive
@@ -198,6 +204,8 @@ class LivePipeline:
         t0 = time.perf_counter()
         frame = self.animate.render([tf])[0]
         self._m_animate.record(time.perf_counter() - t0)
+        frame.index = self._out_index  # output order: driver frames and idle ticks in one sequence
+        self._out_index += 1
         return frame
 
     # -- control -------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ class RingBuffer(Generic[T]):
             if not self._items:
                 raise BufferClosed(self.name)
             # Wait briefly for a full batch unless the producer has finished.
-            self._cond.wait_for(lambda: len(self._items) >= max_items or self._closed, 0.05)
+            want = min(max_items, self.capacity)
+            self._cond.wait_for(lambda: len(self._items) >= want or self._closed, 0.05)
             n = min(max_items, len(self._items))
             batch = [self._items.popleft() for _ in range(n)]
             self._cond.notify_all()

@@ -62,6 +62,7 @@ class StageThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._error_kinds: set[str] = set()
         self.exception: BaseException | None = None
+        self.first_error: str | None = None
         self.finished = threading.Event()
 
     def start(self) -> None:
@@ -78,6 +79,8 @@ class StageThread:
     def _report(self, exc: Exception) -> None:
         self.metrics.count_error()
         kind = f"{type(exc).__name__}: {exc}"[:200]
+        if self.first_error is None:
+            self.first_error = kind
         if kind not in self._error_kinds:
             self._error_kinds.add(kind)
             log.warning("stage %s: %s (the stream goes on; further identical errors are only counted)", self.name, kind)
