@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from reenactment_metrics import aligned_error_iod, landmarks_series, pearson, reenactment_metrics, series_metrics
 
+from scripts.reenactment_metrics import aligned_error_iod, landmarks_series, pearson, reenactment_metrics, series_metrics
 from src.capture.face_geometry import euler_to_rotation
 
 

@@ -1,12 +1,12 @@
 """Reenactment quality measured by re-detecting faces: does the output do what the driver did?
 
-Plain functions, importable by tests and by scripts/benchmark.py:
+Plain functions, importable by scripts/benchmark.py and the tests:
 
-    from tests.reenactment_metrics import landmarks_series, reenactment_metrics
+    from scripts.reenactment_metrics import landmarks_series, reenactment_metrics
     m = reenactment_metrics("driver.mp4", "output.mp4")
     # {"error_iod": ..., "mouth_corr": ..., "roll_corr": ..., "face_found": ..., ...}
 
-or from a shell: `python tests/reenactment_metrics.py DRIVER.mp4 OUTPUT.mp4` (prints JSON).
+or from a shell: `python scripts/reenactment_metrics.py DRIVER.mp4 OUTPUT.mp4` (prints JSON).
 
 Both videos go through MediaPipe face mesh (video mode, 478 landmarks). Per frame
 with a face in both, the output's landmarks are aligned to the driver's by the
@@ -96,7 +96,7 @@ def reenactment_metrics(driver_video: str | Path, output_video: str | Path) -> d
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python tests/reenactment_metrics.py DRIVER_VIDEO OUTPUT_VIDEO", file=sys.stderr)
+        print("usage: python scripts/reenactment_metrics.py DRIVER_VIDEO OUTPUT_VIDEO", file=sys.stderr)
         return 2
     m = reenactment_metrics(argv[0], argv[1])
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in m.items()}, indent=2))
