@@ -89,6 +89,11 @@ def test_prepare_template_and_cache(tmp_path: Path, talking_video: Path) -> None
     x0, y0, x1, y1 = tpl.boxes[0]
     assert x1 - x0 == pytest.approx(y1 - y0) and 20 < x1 - x0 < 256
     assert tpl.frame(3).shape == (256, 256, 3)
+    # References are closed-mouth frames (the lowest fifth of openings), the nearest one in time.
+    assert tpl.mouth_open[tpl.closed].max() <= np.quantile(tpl.mouth_open, 0.2) + 1e-6
+    assert set(tpl.reference_index.tolist()) <= set(tpl.closed.tolist())
+    i = len(tpl) // 2
+    assert abs(int(tpl.reference_index[i]) - i) == np.abs(tpl.closed - i).min()
     mtime = (path / "template.npz").stat().st_mtime_ns
     assert prepare_template(talking_video, cfg) == path and (path / "template.npz").stat().st_mtime_ns == mtime
     assert [tpl.pingpong(k) for k in range(2 * len(tpl))][len(tpl) - 2 : len(tpl) + 1] == [len(tpl) - 2, len(tpl) - 1, len(tpl) - 2]

@@ -2,8 +2,9 @@
 
 Silence shows the template's frames (played forward, then backward); frames with
 speech in their 200 ms mel window (`AnimationInput.audio_features`, [1, 80, 16]
-or [80, 16]) go through the U-Net in one batched call per `animate_batch`, and the
-new mouth is pasted back through a feathered mask. No torch at run time.
+or [80, 16]) go through the U-Net in one batched call per `animate_batch` (reference: the
+nearest closed-mouth template frame, as in training), and the new mouth is
+pasted back through a feathered mask. No torch at run time.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class LipsyncUNetAnimator(BaseAnimationModel):
         self.template: AvatarTemplate | None = None
         self._mask = paste_mask(self.crop_size, self.cfg.feather_px)
         self.frames_synthesised = 0
+        self._ref_cache: dict[int, np.ndarray] = {}
         self.frames_template = 0
 
     def load_model(self) -> None:
@@ -89,6 +91,7 @@ class LipsyncUNetAnimator(BaseAnimationModel):
                 "animation.lipsync_unet.template: not set; the lip-sync model animates a talking video, "
                 "not a still: run `main.py prepare --video TALKING.mp4` and set the template"
             )
+        self._ref_cache = {}
         if abs(self.template.fps - self.config.pipeline.fps) > 0.5:
             log.info("template %s runs at %.2f fps, the pipeline at %.2f fps", self.template.path, self.template.fps,
                      self.config.pipeline.fps)  # fmt: skip
@@ -100,6 +103,19 @@ class LipsyncUNetAnimator(BaseAnimationModel):
 
     def _is_speech(self, feat: np.ndarray | None) -> bool:
         return feat is not None and window_loudness_db(feat) >= self.cfg.silence_threshold_db
+
+    def _reference(self, i: int) -> np.ndarray:
+        """Inner crop of the closed-mouth frame nearest to template frame i (as in training)."""
+        assert self.template is not None
+        r = int(self.template.reference_index[i])
+        ref = self._ref_cache.get(r)
+        if ref is None:
+            crop = crop_box(self.template.frame(r), self.template.boxes[r], self.crop_size)
+            ref = crop[BORDER : BORDER + self.size, BORDER : BORDER + self.size].copy()
+            if len(self._ref_cache) >= 256:
+                self._ref_cache.pop(next(iter(self._ref_cache)))
+            self._ref_cache[r] = ref
+        return ref
 
     def animate(self, inp: AnimationInput) -> np.ndarray:
         return self.animate_batch([inp])[0]
@@ -114,8 +130,7 @@ class LipsyncUNetAnimator(BaseAnimationModel):
         if speech:
             crops = [crop_box(frames[k], tpl.boxes[idx[k]], self.crop_size) for k in speech]
             inner = [c[BORDER : BORDER + self.size, BORDER : BORDER + self.size] for c in crops]
-            # The reference is the template frame itself (SyncTalk_2D's inference); the mouth area is masked.
-            image = np.stack([network_input(x, x) for x in inner])
+            image = np.stack([network_input(self._reference(idx[k]), x) for k, x in zip(speech, inner, strict=True)])
             mel = np.stack([np.asarray(inputs[k].audio_features, np.float32).reshape(1, N_MELS, WINDOW) for k in speech])
             audio = self.audio_encoder.run({"mel": mel})["feature"] if self.audio_encoder is not None else mel
             out = self.unet.run({"image": image, "audio": audio})["out"]

@@ -34,6 +34,7 @@ FORMAT_VERSION = 1
 MAX_FACELESS_FRACTION = 0.20
 MAX_SIDE_PX = 1024  # frames are stored at most this large
 JPEG_QUALITY = 95
+CLOSED_FRACTION = 0.2  # the most closed-mouth fifth of the frames serve as references
 
 
 class TemplateError(UserError, ValueError):
@@ -157,6 +158,27 @@ def _valid(target: Path) -> bool:
         return False
 
 
+def mouth_openings(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip gap / inter-ocular distance per frame (MediaPipe landmarks)."""
+    from src.capture.face_geometry import measure
+
+    return np.array([measure(lm.astype(np.float64)).mouth_open for lm in landmarks], np.float32)
+
+
+def closed_frames(mouth_open: np.ndarray) -> np.ndarray:
+    """Indices of the frames with the most closed mouth (the lowest CLOSED_FRACTION, at least one).
+
+    The U-Net's reference image is always one of these, in training and at run time: a reference
+    whose mouth is closed carries appearance (lips, skin, light) but no mouth shape the network could
+    copy instead of following the audio (with a random reference, copying is what a briefly trained
+    network does at run time, where SyncTalk_2D feeds the frame itself).
+    """
+    if len(mouth_open) == 0:
+        return np.zeros(0, np.int64)
+    k = max(1, int(round(CLOSED_FRACTION * len(mouth_open))))
+    return np.sort(np.argsort(mouth_open, kind="stable")[:k]).astype(np.int64)
+
+
 @dataclass
 class AvatarTemplate:
     """A prepared template: frame i has crop box boxes[i] and mel window mels[i]."""
@@ -172,6 +194,11 @@ class AvatarTemplate:
 
     def __post_init__(self) -> None:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.mouth_open = mouth_openings(self.landmarks)
+        self.closed = closed_frames(self.mouth_open)
+        # Per frame, the nearest closed-mouth frame in time (a similar pose): the network's reference.
+        n = len(self.boxes)
+        self.reference_index = self.closed[np.argmin(np.abs(np.arange(n)[:, None] - self.closed[None, :]), axis=1)] if n else self.closed
 
     @classmethod
     def load(cls, path: str | Path) -> AvatarTemplate:

@@ -1,9 +1,10 @@
 """Train the lip-sync U-Net on one person's talking video. Tools only (imports torch).
 
 Data: the avatar template (frames with a face, crop boxes, mel windows). Each
-sample is (reference = another random frame's inner crop, masked = this
+sample is (reference = a random closed-mouth frame's inner crop, masked = this
 frame's inner crop with the mouth blacked out, mel window) -> this frame's
-inner crop, as SyncTalk_2D trains. Loss: L1 over the crop plus a heavier L1
+inner crop (SyncTalk_2D samples any frame as the reference; closed-mouth ones
+keep a briefly trained network from copying the reference's mouth). Loss: L1 over the crop plus a heavier L1
 on the mouth area. Resumable: `last.pt` holds model, optimizer and epoch.
 """
 
@@ -51,9 +52,11 @@ def load_dataset(template: AvatarTemplate, size: int) -> tuple[np.ndarray, np.nd
     return crops, template.mels.astype(np.float32)
 
 
-def make_batch(crops: np.ndarray, mels: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
-    n = len(crops)
-    refs = (idx + rng.integers(1, max(n, 2), size=len(idx))) % n  # another frame: the mouth must come from the audio
+def make_batch(
+    crops: np.ndarray, mels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, ref_pool: np.ndarray
+) -> tuple[torch.Tensor, ...]:
+    """Reference: a random closed-mouth frame (any pose), so the mouth shape can only come from the audio."""
+    refs = rng.choice(ref_pool, size=len(idx))
     image = np.stack([network_input(crops[r], crops[i]) for i, r in zip(idx, refs, strict=True)])
     target = crops[idx][..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return torch.from_numpy(image), torch.from_numpy(mels[idx]), torch.from_numpy(np.ascontiguousarray(target))
@@ -73,11 +76,11 @@ def _progress(epoch: int, epochs: int, done: int, total: int, loss: float, t0: f
     sys.stderr.flush()
 
 
-def write_preview(path: Path, model: torch.nn.Module, crops: np.ndarray, mels: np.ndarray, picks: np.ndarray) -> Path:
-    """One row per picked frame: masked input | prediction | target."""
+def write_preview(path: Path, model: torch.nn.Module, crops: np.ndarray, mels: np.ndarray, picks: np.ndarray, refs: np.ndarray) -> Path:
+    """One row per picked frame (with its run-time reference): masked input | prediction | target."""
     model.eval()
     with torch.no_grad():
-        image = torch.from_numpy(np.stack([network_input(crops[i], crops[i]) for i in picks]))
+        image = torch.from_numpy(np.stack([network_input(crops[refs[i]], crops[i]) for i in picks]))
         pred = model(image, torch.from_numpy(mels[picks])).numpy()
     rows = []
     for j, i in enumerate(picks):
@@ -145,7 +148,7 @@ def train_lipsync(
             if deadline is not None and time.monotonic() > deadline:
                 out_of_time = True  # stop mid-epoch: the checkpoint keeps this epoch's number, a resume redoes it
                 break
-            image, mel, target = make_batch(crops, mels, idx, rng)
+            image, mel, target = make_batch(crops, mels, idx, rng, template.closed)
             loss = loss_fn(model(image, mel), target, mouth)
             opt.zero_grad()
             loss.backward()
@@ -162,7 +165,8 @@ def train_lipsync(
             report.steps += done
         report.epochs_done = epoch + (0 if out_of_time else 1)
         save_checkpoint(last, model, {"optimizer": opt.state_dict(), "epoch": report.epochs_done, "losses": report.losses})
-        report.previews.append(write_preview(out / f"preview_epoch{epoch + 1:03d}.png", model, crops, mels, picks))
+        report.previews.append(write_preview(out / f"preview_epoch{epoch + 1:03d}.png", model, crops, mels, picks,
+                                             template.reference_index))
         if out_of_time or (deadline is not None and time.monotonic() > deadline):
             break
     report.seconds = time.monotonic() - t_start
