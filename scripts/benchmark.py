@@ -237,6 +237,70 @@ def measure_reenactment(config: AppConfig, clip: Path, work: Path) -> dict[str, 
     return results
 
 
+def measure_render_speed(config: AppConfig, source: str, audio: str | None, seconds: float = 60.0) -> dict[str, Any]:
+    """`render --audio`: portrait + speech -> talking mp4 with AAC, timed end to end (phones, animation, encoding)."""
+    import tempfile
+
+    from scripts.bench_audio import long_speech
+    from src.audio import AudioFileMux, file_mouth_track
+    from src.output import FileOutput
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(audio) if audio else long_speech(Path(tmp), seconds)[0]
+        animator = make_animator(config, source)
+        fps = config.pipeline.fps
+        out = FileOutput(str(Path(tmp) / "talk.mp4"), config)
+        t0 = time.perf_counter()
+        track = file_mouth_track(path, fps, config)
+        t_track = time.perf_counter() - t0
+        out.audio = AudioFileMux(path, max_duration_s=track.n_frames / fps)
+        result = render(config, animator, [out], n_frames=track.n_frames, fps=fps, mouth_track=track.shapes)
+        wall = time.perf_counter() - t0
+    return {"render_speed_x": round(track.duration_s / wall, 2), "audio_s": round(track.duration_s, 2), "wall_s": round(wall, 2),
+            "mouth_track_s": round(t_track, 2), "frames_s": round(result.wall_s, 2), "method": track.method,
+            "output_size_px": config.animation.output_size_px}
+
+
+def measure_mic_latency(config: AppConfig, source: str, n_onsets: int = 20) -> dict[str, Any]:
+    """Speech onset at the real microphone capture callback (PulseAudio virtual mic) -> first OUTPUT frame
+    of the live pipeline whose mouth opening shows it."""
+    from scripts.bench_audio import measure_audio_latency
+
+    animator = make_animator(config, source)
+    threshold = 0.1 * config.audio.mouth.max_open
+
+    class MouthWatch(Output):
+        name = "mouth-watch"
+        realtime = True
+
+        def __init__(self) -> None:
+            self.opens: list[float] = []
+            self._was_open = False
+
+        def open(self, width: int, height: int, fps: float) -> None:
+            pass
+
+        def write(self, frame: RenderedFrame) -> None:
+            is_open = frame.meta.get("mouth_open", 0.0) > threshold
+            if is_open and not self._was_open:
+                self.opens.append(time.monotonic())
+            self._was_open = is_open
+
+    def observe(driver: Any, stop: threading.Event) -> list[float]:
+        watch = MouthWatch()
+        pipe = LivePipeline(config, animator, [watch], mouth=driver)
+        pipe.start()
+        try:
+            stop.wait()
+        finally:
+            pipe.stop()
+        return watch.opens
+
+    res = measure_audio_latency(config, n_onsets=n_onsets, open_times=observe)
+    res["pipeline_fps"] = config.pipeline.fps
+    return res
+
+
 def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
     import matplotlib
 
@@ -274,6 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "benchmark.json"))
     ap.add_argument("--plot", default=str(ROOT / "out" / "bench" / "benchmark.png"))
     ap.add_argument("--reenactment", action="store_true", help="also measure self-reenactment and cross-identity figures")
+    ap.add_argument("--audio", help="'mic': live audio latency through a PulseAudio virtual mic; a FILE (or 'speech'"
+                                    " for 60 s of espeak-ng speech): render_speed_x")
+    ap.add_argument("--audio-only", action="store_true", help="only the audio figures (skip the video ones)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -293,12 +360,22 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    if args.audio:
+        if args.audio == "mic":
+            report["audio_latency"] = measure_mic_latency(config, args.source)
+            report["audio_latency_ms"] = report["audio_latency"]["audio_latency_ms"]
+        else:
+            report["render"] = measure_render_speed(config, args.source, None if args.audio == "speech" else args.audio)
+            report["render_speed_x"] = report["render"]["render_speed_x"]
+        if args.audio_only:
+            args.skip = ["unpaced", "paced", "warp", "landmarks"]
     rss: dict[str, float] = {"start": rss_mb()}
     if "landmarks" not in args.skip:
         lo = measure_landmarks_only(driver, config)
         report["landmark_only_fps"] = lo["fps"]
         log.info("landmarks alone: %.1f fps", lo["fps"])
-    report["animate_only_ms"] = measure_animate_only(config, args.source)
+    if not args.audio_only:
+        report["animate_only_ms"] = measure_animate_only(config, args.source)
     if "unpaced" not in args.skip:
         up = measure_unpaced(driver, config, args.source, args.frames, args.batch)
         report["fps"] = up["fps"]
@@ -330,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
-    if args.plot:
+    if args.plot and not args.audio_only:
         plot(report, latencies, Path(args.plot))
     print(json.dumps(report, indent=2))
     return 0

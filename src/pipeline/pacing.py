@@ -24,6 +24,14 @@ class Pacer:
     def reset(self) -> None:
         self._next = None
 
+    def next_deadline(self) -> float:
+        """When the next tick is due (now, if the pacer has not started)."""
+        return time.monotonic() if self._next is None else self._next + self.period
+
+    def rephase(self, t: float) -> None:
+        """Make `t` the current tick: the schedule continues one period after it."""
+        self._next = t
+
     def wait(self) -> float:
         """Sleep until the next tick; returns the tick's scheduled time (monotonic)."""
         now = time.monotonic()

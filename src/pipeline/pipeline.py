@@ -36,6 +36,10 @@ from src.pipeline.stage import EndOfStream, StageThread
 
 log = logging.getLogger(__name__)
 
+ONSET_OPEN_FRACTION = 0.1  # an audio mouth opening beyond this fraction of its range is an onset
+ONSET_POLL_S = 0.004  # how often a waiting tick looks for an onset
+MIN_ONSET_GAP_S = 0.012  # never two frames closer than this
+
 
 class MouthSource(Protocol):
     """What the animate stage needs from an audio driver."""
@@ -165,6 +169,8 @@ class LivePipeline:
             self._anim_in = None
             m_an = self.metrics.stage("animate")
         self._pacer = Pacer(pc.fps, self.stop_event)
+        self._mouth_was_open = False
+        self._last_tick_t = 0.0
         self._out_index = 0
         # Tick only when the driver has really stalled: well past both our period and the driver's.
         driver_period = 1.0 / capture.fps if capture is not None and capture.fps > 0 else 0.0
@@ -187,10 +193,34 @@ class LivePipeline:
     def _tick(self) -> TrackedFrame:
         return TrackedFrame(frame=None, capture_ts=time.monotonic(), index=-1)
 
+    def _wait_tick_or_onset(self) -> None:
+        """Sleep until the next tick, but render at once when the audio mouth starts to open:
+        a speech onset then reaches the output within one render instead of up to one frame later.
+        The cadence continues from that frame, so the average rate stays at the target fps."""
+        mouth = self.animate.mouth
+        if mouth is None:
+            self._pacer.wait()
+            return
+        threshold = ONSET_OPEN_FRACTION * self.config.audio.mouth.max_open
+        deadline = self._pacer.next_deadline()
+        while not self.stop_event.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                self._pacer.wait()
+                return
+            opening = mouth.mouth_at(now).open > threshold
+            if opening and not self._mouth_was_open and now - self._last_tick_t > MIN_ONSET_GAP_S:
+                self._mouth_was_open = True
+                self._pacer.rephase(now)
+                return
+            self._mouth_was_open = opening
+            self.stop_event.wait(min(deadline - now, ONSET_POLL_S))
+
     def _animate_next(self) -> RenderedFrame | None:
         """One output frame: the newest tracked frame, or an idle tick when there is none in time."""
         if self._anim_in is None:
-            self._pacer.wait()
+            self._wait_tick_or_onset()
+            self._last_tick_t = time.monotonic()
             tf = self._tick()
         else:
             try:
