@@ -39,7 +39,6 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
-import src.pipeline  # noqa: E402, F401 - before src.output: the two packages import each other
 from src.config import AppConfig, load_config  # noqa: E402
 from src.frames import RenderedFrame  # noqa: E402
 from src.output.base import Output, PipelineControls  # noqa: E402

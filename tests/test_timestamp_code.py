@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-import src.pipeline  # noqa: F401 - imported before src.output: the two packages import each other
 from src.output.timestamp_code import (
     capture_wall_ms,
     crc8,

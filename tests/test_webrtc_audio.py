@@ -11,7 +11,6 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-import src.pipeline  # noqa: F401 - imported before src.output: the two packages import each other
 from scripts.bench_outputs import ChromiumViewers, SyntheticFrameSource, chromium_missing
 from src.config import load_config
 from src.output.webrtc import WebRTCOutput

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-import src.pipeline  # noqa: F401 - imported before src.output: the two packages import each other
 from scripts.bench_outputs import ChromiumViewers, SyntheticFrameSource, bench_churn, bench_webrtc, chromium_missing
 from src.config import load_config
 from src.output.webrtc import WebRTCOutput

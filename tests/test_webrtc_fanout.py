@@ -13,7 +13,6 @@ from pathlib import Path
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-import src.pipeline  # noqa: F401 - imported before src.output: the two packages import each other
 from scripts.bench_outputs import SyntheticFrameSource
 from src.config import load_config
 from src.frames import RenderedFrame

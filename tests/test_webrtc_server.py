@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-import src.pipeline  # noqa: F401 - imported before src.output: the two packages import each other
 from src.config import AppConfig, load_config
 from src.errors import OutputError
 from src.frames import RenderedFrame
