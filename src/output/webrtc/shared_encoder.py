@@ -67,7 +67,8 @@ class SharedVp8Encoder:
 
     def _encode(self, frame: HubFrame, force_key: bool) -> list[av.Packet]:
         h, w = frame.yuv.shape[0] * 2 // 3, frame.yuv.shape[1]
-        if self._codec is None or (self._codec.width, self._codec.height) != (w, h):
+        codec = self._codec  # a local: close() may drop the attribute while this runs in the executor
+        if codec is None or (codec.width, codec.height) != (w, h):
             codec = av.CodecContext.create("libvpx", "w")
             codec.width, codec.height = w, h
             codec.pix_fmt = "yuv420p"
@@ -89,7 +90,7 @@ class SharedVp8Encoder:
         vf.time_base = VIDEO_TIME_BASE
         if force_key:
             vf.pict_type = av.video.frame.PictureType.I
-        return list(self._codec.encode(vf))
+        return list(codec.encode(vf))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -121,7 +122,8 @@ class SharedVp8Encoder:
         except MediaStreamError:
             pass  # the hub closed
         except Exception:  # noqa: BLE001 - logged; viewers then see no new frames
-            log.exception("shared VP8 encoder stopped")
+            if not self.closed:
+                log.exception("shared VP8 encoder stopped")
         finally:
             self.close()
 
