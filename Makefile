@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup setup-test demo test bench lint clean
+.PHONY: setup setup-test demo demo-render test bench lint clean
 
 setup: $(VENV)/.runtime-installed
 
@@ -22,8 +22,18 @@ $(VENV)/.test-installed: $(VENV)/.runtime-installed requirements-dev.txt require
 	$(PIP) install -r requirements-train.txt
 	@touch $@
 
+# The live main job: the bundled portrait speaking the bundled speech on a loop, with idle motion,
+# served to the WebRTC preview (and a window when a display exists). DEMO_SECONDS bounds it (0: until Ctrl+C).
+DEMO_SECONDS ?= 120
+DEMO_WINDOW := $(if $(DISPLAY),--output window,)
+DEMO_DURATION := $(if $(filter 0,$(DEMO_SECONDS)),,--duration $(DEMO_SECONDS))
+
 demo: setup
-	$(PY) main.py render --source assets/portrait.png --output out/demo.mp4 --duration 10
+	$(PY) main.py run --source assets/portrait.png --audio assets/speech_en.wav --output webrtc $(DEMO_WINDOW) $(DEMO_DURATION)
+
+# The offline job: the same talking portrait rendered to an mp4 with its sound.
+demo-render: setup
+	$(PY) main.py render --source assets/portrait.png --audio assets/speech_en.wav --output out/demo.mp4
 
 test: setup-test
 	$(PY) -m ruff check .

@@ -301,6 +301,50 @@ def measure_mic_latency(config: AppConfig, source: str, n_onsets: int = 20) -> d
     return res
 
 
+def measure_live_outputs(config: AppConfig, source: str, kind: str, viewers: int, duration_s: float,
+                         audio: str | None) -> dict[str, Any]:
+    """The real pipeline (idle motion, or the bundled speech when --audio is a file) into WebRTC viewers
+    (headless Chromium) or the virtual camera (recording backend); glass to glass from stamped pixels."""
+    from scripts.bench_outputs import bench_churn, bench_vcam, bench_webrtc, pipeline_frame_source
+    from src.output.timestamp_code import stamp
+
+    config.output.stamp_capture_time = True
+    animator = make_animator(config, source)
+
+    def make(outputs: Any) -> LivePipeline:
+        mouth = None
+        if audio and audio not in ("mic", "speech"):
+            from src.audio import AudioDriver
+
+            mouth = AudioDriver(audio, config, realtime=True, loop=True)
+        pipe = LivePipeline(config, animator, outputs, mouth=mouth, stamper=stamp)
+        if mouth is not None:
+            for out in outputs:
+                if hasattr(out, "attach_audio"):
+                    out.attach_audio(mouth)
+            mouth.start()
+            original_stop = pipe.stop
+
+            def stop() -> list[str]:
+                alive = original_stop()
+                mouth.stop()
+                return alive
+
+            pipe.stop = stop  # type: ignore[method-assign]
+        return pipe
+
+    src = pipeline_frame_source(make)
+    if kind == "webrtc":
+        res = bench_webrtc(src, viewers=viewers, duration_s=duration_s, config=config)
+    elif kind == "vcam":
+        res = bench_vcam(src, duration_s=duration_s, config=config)
+    elif kind == "churn":
+        res = bench_churn(src, cycles=50, config=config)
+    else:
+        raise ValueError(kind)
+    return res
+
+
 def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
     import matplotlib
 
@@ -341,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--audio", help="'mic': live audio latency through a PulseAudio virtual mic; a FILE (or 'speech'"
                                     " for 60 s of espeak-ng speech): render_speed_x")
     ap.add_argument("--audio-only", action="store_true", help="only the audio figures (skip the video ones)")
+    ap.add_argument("--output", choices=["webrtc", "vcam", "churn"], help="measure a live output fed by the real pipeline "
+                    "(webrtc: headless Chromium viewers; vcam: the recording virtual-camera backend; churn: 50 viewer cycles); "
+                    "only that is measured")
+    ap.add_argument("--viewers", type=int, default=1, help="Chromium viewers for --output webrtc")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -360,7 +408,11 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.audio:
+    if args.output:
+        report[args.output] = measure_live_outputs(config, args.source, args.output, args.viewers, args.duration, args.audio)
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.audio:
         if args.audio == "mic":
             report["audio_latency"] = measure_mic_latency(config, args.source)
             report["audio_latency_ms"] = report["audio_latency"]["audio_latency_ms"]

@@ -136,6 +136,10 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
         pipe.start()
         if mouth is not None and hasattr(mouth, "start"):
             mouth.start()
+        for out in outputs:
+            url = getattr(out, "url", None)
+            if url:
+                print(f"Live preview: {url}   (OBS Browser Source: {url}{'&' if '?' in url else '?'}bare=1)", flush=True)
         log.info("running (%s); Ctrl+C to stop", ", ".join(o.name for o in outputs))
         pipe.run(args.duration)
     finally:
