@@ -5,12 +5,13 @@ points. The backward map (output pixel -> source pixel) is piecewise affine on
 the moved triangles, so it is exact to:
 
 1. solve one 2x3 affine per triangle (dst -> src), batched;
-2. rasterise only the triangles that moved into a triangle-index image, at
-   `map_scale` of the output resolution (pixels no moved triangle covers keep
-   the identity map, which is what still triangles would give);
-3. gather each pixel's affine with `cv2.remap` (nearest) from a 1-row table and
-   evaluate it; upscale the map (it is piecewise linear, so bilinear upscaling
-   errs only along seams) and `cv2.remap` the image once.
+2. rasterise only the triangles that moved, at `map_scale` of the output
+   resolution, evaluating each pixel's affine (a compiled loop, src/animation/
+   raster.py; without numba: a triangle-index image and a `cv2.remap` gather);
+   pixels no moved triangle covers keep the identity map, which is what still
+   triangles would give;
+3. upscale the map (it is piecewise linear, so bilinear upscaling errs only
+   along seams) and `cv2.remap` the image once.
 
 scikit-image's PiecewiseAffineTransform + warp computes the same map by a
 point-in-triangle search per pixel; see scripts/benchmark.py for the comparison.
@@ -21,13 +22,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from src.animation.raster import HAVE_NUMBA, raster_affine_maps, warm_up
+
 SUBPIXEL_BITS = 4  # fillConvexPoly fixed-point precision
 MOVE_EPS_PX = 0.05  # a triangle whose corners all moved less than this keeps the identity map
 
 
 class PiecewiseAffineWarper:
     def __init__(self, src_points: np.ndarray, triangles: np.ndarray, size: tuple[int, int], map_scale: float = 0.5,
-                 cullable: np.ndarray | None = None):
+                 cullable: np.ndarray | None = None, compiled: bool | None = None):
         """`src_points` (N, 2+) in output pixels, `triangles` (T, 3) indices, `size` (width, height).
         `cullable` (T,) marks triangles that may be dropped when they turn away from the camera
         (surface triangles); the others (elastic bands) are always drawn, folded or not."""
@@ -45,6 +48,9 @@ class PiecewiseAffineWarper:
         self._src_sign = np.sign(e0[:, 0] * e1[:, 1] - e1[:, 0] * e0[:, 1]).astype(np.float32)
         self._cullable = np.ones(n, bool) if cullable is None else np.asarray(cullable, bool)
         self.culled = 0
+        self.use_compiled = HAVE_NUMBA if compiled is None else (compiled and HAVE_NUMBA)
+        if self.use_compiled:
+            warm_up()
         self.last_roi: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def _affines(self, dst: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +92,7 @@ class PiecewiseAffineWarper:
         t4[0, active, 3] = a11
         t2[0, active, 0] = tx
         t2[0, active, 1] = ty
+        self._coefs = np.stack([a00, a01, tx, a10, a11, ty], axis=1)  # rows in draw order (for the compiled path)
         return active, d
 
     def maps(self, dst_points: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
@@ -114,26 +121,37 @@ class PiecewiseAffineWarper:
         # Coarse pixel j samples output coordinate (j + 0.5) * s - 0.5 (as cv2.resize reads it back).
         gx = (np.arange(mw, dtype=np.float32) + 0.5) * sx - 0.5 + x0
         gy = (np.arange(mh, dtype=np.float32) + 0.5) * sy - 0.5 + y0
-        # Rasterise the moved triangles (in coarse-map pixels) into the index image.
-        idx = np.full((mh, mw), float(self._identity_row), np.float32)
-        one = 1 << SUBPIXEL_BITS
-        pts = np.empty(d.shape, np.int32)
-        pts[..., 0] = np.round(((d[..., 0] - x0 + 0.5) / sx - 0.5) * one)
-        pts[..., 1] = np.round(((d[..., 1] - y0 + 0.5) / sy - 0.5) * one)
-        fill = cv2.fillConvexPoly
-        for k, t in enumerate(active.tolist()):
-            fill(idx, pts[k], float(t), cv2.LINE_8, SUBPIXEL_BITS)
-        zeros = np.zeros_like(idx)
-        a = cv2.remap(self._table4, idx, zeros, cv2.INTER_NEAREST)
-        b = cv2.remap(self._table2, idx, zeros, cv2.INTER_NEAREST)
         gxr = gx[None, :]
         gyr = gy[:, None]
-        mx = a[..., 0] * gxr
-        mx += a[..., 2] * gyr
-        mx += b[..., 0]
-        my = a[..., 1] * gxr
-        my += a[..., 3] * gyr
-        my += b[..., 1]
+        if self.use_compiled:
+            # One compiled pass: each coarse pixel inside a moved triangle gets that triangle's affine.
+            mx = np.empty((mh, mw), np.float32)
+            my = np.empty((mh, mw), np.float32)
+            mx[:] = gxr
+            my[:] = gyr
+            tri_c = np.empty(d.shape, np.float64)
+            tri_c[..., 0] = (d[..., 0] - x0 + 0.5) / sx - 0.5
+            tri_c[..., 1] = (d[..., 1] - y0 + 0.5) / sy - 0.5
+            raster_affine_maps(tri_c, self._coefs.astype(np.float64), gx, gy, mx, my)
+        else:
+            # Rasterise the moved triangles (in coarse-map pixels) into an index image, then gather.
+            idx = np.full((mh, mw), float(self._identity_row), np.float32)
+            one = 1 << SUBPIXEL_BITS
+            pts = np.empty(d.shape, np.int32)
+            pts[..., 0] = np.round(((d[..., 0] - x0 + 0.5) / sx - 0.5) * one)
+            pts[..., 1] = np.round(((d[..., 1] - y0 + 0.5) / sy - 0.5) * one)
+            fill = cv2.fillConvexPoly
+            for k, t in enumerate(active.tolist()):
+                fill(idx, pts[k], float(t), cv2.LINE_8, SUBPIXEL_BITS)
+            zeros = np.zeros_like(idx)
+            a = cv2.remap(self._table4, idx, zeros, cv2.INTER_NEAREST)
+            b = cv2.remap(self._table2, idx, zeros, cv2.INTER_NEAREST)
+            mx = a[..., 0] * gxr
+            mx += a[..., 2] * gyr
+            mx += b[..., 0]
+            my = a[..., 1] * gxr
+            my += a[..., 3] * gyr
+            my += b[..., 1]
         if (mw, mh) != (roi_w, roi_h):
             mx = cv2.resize(mx, (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
             my = cv2.resize(my, (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
