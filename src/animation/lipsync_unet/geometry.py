@@ -1,7 +1,9 @@
 """Crop boxes, the mouth mask and the paste-back for the lip-sync U-Net (ANCHORS: SyncTalk_2D / Ultralight).
 
 Box: x from the left jaw-line point to the right jaw-line point, top at the
-nose bridge, height = width; resized to S + 8 (168 or 328). The network sees
+nose bridge, height = width; resized to S + 8 (168 or 328). Templates measure
+that width on the eyes (see `box_from_landmarks`) so it does not breathe with
+the jaw. The network sees
 the inner S x S (crop[4:S+4, 4:S+4]) with the mouth area blacked out, plus an
 unmasked reference; its output goes back into crop[4:S+4] and the crop is
 pasted into the frame through a feathered mask around the mouth area only, so
@@ -15,19 +17,46 @@ import numpy as np
 
 JAW_LEFT, JAW_RIGHT = 234, 454  # MediaPipe face-oval points at the jaw line (image left / right)
 NOSE_BRIDGE = 197
+EYE_OUTER = (33, 263)  # outer eye corners (image left, image right)
 BORDER = 4  # the crop is S + 2 * BORDER; the network sees the inner S x S
 
-# The mouth area in inner-crop units (x0, y0, x1, y1): below the nostrils to under the chin,
-# the jaw's width minus the cheeks' outer part (a rectangle, as SyncTalk_2D masks).
-MOUTH_RECT = (0.10, 0.21, 0.90, 0.92)
+# The masked area in inner-crop units (x0, y0, x1, y1): everything below the nostrils, to the bottom
+# edge and nearly the full width: a visible jaw line or chin would tell the mouth opening and a briefly
+# trained network reads that instead of the audio (SyncTalk_2D masks almost the whole crop for the same
+# reason). Formerly (0.10, 0.21, 0.90, 0.92): the output then followed the template's own mouth, r = 0.64.
+MOUTH_RECT = (0.04, 0.21, 0.96, 1.0)
 
 
-def box_from_landmarks(lm: np.ndarray) -> np.ndarray:
-    """(x0, y0, x1, y1) float square box in frame pixels."""
-    x0 = float(min(lm[JAW_LEFT, 0], lm[JAW_RIGHT, 0]))
-    x1 = float(max(lm[JAW_LEFT, 0], lm[JAW_RIGHT, 0]))
+def jaw_width(lm: np.ndarray) -> float:
+    return float(abs(lm[JAW_RIGHT, 0] - lm[JAW_LEFT, 0]))
+
+
+def eye_width(lm: np.ndarray) -> float:
+    return float(np.linalg.norm(lm[EYE_OUTER[1], :2] - lm[EYE_OUTER[0], :2]))
+
+
+def box_from_landmarks(lm: np.ndarray, jaw_per_eye: float | None = None) -> np.ndarray:
+    """(x0, y0, x1, y1) float square box in frame pixels.
+
+    Without `jaw_per_eye`: x from the left to the right jaw-line point (ANCHORS). With it (a per-video
+    constant, see `jaw_per_eye_ratio`): the same width measured on the outer eye corners, centred between
+    them. MediaPipe's jaw points follow the mouth opening (here jaw width vs opening r = 0.53), which would
+    make the crop's scale, and so the visible nose, tell the network the mouth state; the eyes do not.
+    """
     y0 = float(lm[NOSE_BRIDGE, 1])
+    if jaw_per_eye is None:
+        x0 = float(min(lm[JAW_LEFT, 0], lm[JAW_RIGHT, 0]))
+        x1 = float(max(lm[JAW_LEFT, 0], lm[JAW_RIGHT, 0]))
+    else:
+        w = jaw_per_eye * eye_width(lm)
+        cx = float(lm[list(EYE_OUTER), 0].mean())
+        x0, x1 = cx - w / 2.0, cx + w / 2.0
     return np.array([x0, y0, x1, y0 + (x1 - x0)], np.float32)
+
+
+def jaw_per_eye_ratio(landmarks: np.ndarray) -> float:
+    """Median jaw width / outer-eye-corner distance over a video's frames (a constant of the face)."""
+    return float(np.median([jaw_width(lm) / max(eye_width(lm), 1e-6) for lm in landmarks]))
 
 
 def smooth_boxes(boxes: np.ndarray, radius: int = 2) -> np.ndarray:
