@@ -121,16 +121,18 @@ def paste_crop(frame: np.ndarray, box: np.ndarray, crop: np.ndarray, mask: np.nd
     """Blend `crop` (crop space) into the box of `frame` through `mask` (crop space)."""
     h, w = frame.shape[:2]
     cs = crop.shape[0]
-    x0, y0, x1, _ = (float(v) for v in box)
+    x0, y0, x1, y1 = (float(v) for v in box)
     k = (x1 - x0) / cs
-    m = np.array([[k, 0, x0], [0, k, y0]], np.float32)  # crop -> frame
-    back = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    # Only the box's pixels can change: warp into that region of interest, not the whole frame.
+    xa, ya = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
+    xb, yb = min(w, int(np.ceil(x1)) + 1), min(h, int(np.ceil(y1)) + 1)
     out = frame.copy()
-    ys, xs = np.nonzero(alpha > 0)
-    if len(ys):
-        ya, yb, xa, xb = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-        a = alpha[ya:yb, xa:xb, None]
-        region = frame[ya:yb, xa:xb].astype(np.float32)
-        out[ya:yb, xa:xb] = np.clip(np.rint(region + a * (back[ya:yb, xa:xb].astype(np.float32) - region)), 0, 255).astype(np.uint8)
+    if xb <= xa or yb <= ya:
+        return out
+    m = np.array([[k, 0, x0 - xa], [0, k, y0 - ya]], np.float32)  # crop -> region of interest
+    size = (xb - xa, yb - ya)
+    back = cv2.warpAffine(crop, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)[..., None]
+    region = frame[ya:yb, xa:xb].astype(np.float32)
+    out[ya:yb, xa:xb] = np.clip(np.rint(region + alpha * (back.astype(np.float32) - region)), 0, 255).astype(np.uint8)
     return out
