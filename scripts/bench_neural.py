@@ -175,10 +175,28 @@ def unet_figures(batch_sizes: Sequence[int] = (1, 4, 8, 16), sizes: Sequence[int
         data = to_onnx_bytes(model)
         path = out / f"unet{size}_random.onnx"
         path.write_bytes(data)
-        rows = [_stats(b, _time_calls(_model_caller(path, size, b, load_config()), seconds)) for b in batch_sizes]
-        res["sizes"][size] = {"width": model.cfg.width, "rows": rows, "max_abs_diff_ort_vs_torch": parity(model, data)}
-    if 160 in sizes:
-        res["end_to_end_160_batch1"] = _end_to_end_160(out / "unet160_random.onnx", seconds)
+        timed = _time_in_subprocess(path, size, batch_sizes, seconds, e2e=size == 160)
+        res["sizes"][size] = {"width": model.cfg.width, "rows": timed["rows"], "max_abs_diff_ort_vs_torch": parity(model, data)}
+        if "end_to_end" in timed:
+            res["end_to_end_160_batch1"] = timed["end_to_end"]
+    return res
+
+
+def _time_in_subprocess(path: Path, size: int, batch_sizes: Sequence[int], seconds: float, e2e: bool) -> dict[str, Any]:
+    """Time ONNX Runtime in a fresh process: torch's OpenMP threads (used here for export and parity)
+    keep spinning after their work and slowed onnxruntime 3x when timed in the same process."""
+    import subprocess
+
+    cmd = [sys.executable, str(Path(__file__).resolve()), "time-model", "--model", str(path), "--size", str(size),
+           "--batches", *map(str, batch_sizes), "--seconds", str(seconds)] + (["--e2e"] if e2e else [])  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(run.stdout)
+
+
+def time_model(path: Path, size: int, batch_sizes: Sequence[int], seconds: float, e2e: bool) -> dict[str, Any]:
+    res: dict[str, Any] = {"rows": [_stats(b, _time_calls(_model_caller(path, size, b, load_config()), seconds)) for b in batch_sizes]}
+    if e2e:
+        res["end_to_end"] = _end_to_end_160(path, seconds)
     return res
 
 
@@ -447,12 +465,20 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--budget-ms", type=float, default=100.0)
     t.add_argument("--seconds", type=float, default=1.0)
     t.add_argument("--out", default="out/autotune")
+    tm = sub.add_parser("time-model", help="(internal) time one ONNX model per batch size, JSON on stdout")
+    tm.add_argument("--model", required=True)
+    tm.add_argument("--size", type=int, required=True)
+    tm.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16])
+    tm.add_argument("--seconds", type=float, default=1.0)
+    tm.add_argument("--e2e", action="store_true")
     f = sub.add_parser("train-figure", help="train a few minutes, correlate mouth opening on held-out speech")
     f.add_argument("--minutes", type=float, default=4.0)
     f.add_argument("--out", default="out/train_figure")
     args = ap.parse_args(argv)
     if args.cmd == "unet":
         res = unet_figures(seconds=args.seconds)
+    elif args.cmd == "time-model":
+        res = time_model(Path(args.model), args.size, args.batches, args.seconds, args.e2e)
     elif args.cmd == "tune":
         if args.animator:
             import src.animation.lipsync_unet  # noqa: F401 - registers animators
