@@ -182,3 +182,12 @@ def test_gpu_tensorrt_fp16_engine_cache(tmp_path: Path) -> None:
     model = OnnxModel(tmp_path / "m.onnx", SPEC, cfg)
     x = np.ones((1, 4), np.float32)
     np.testing.assert_allclose(model.run({"x": x})["y"], x @ w + 1, atol=1e-2)
+
+
+def test_runtime_animators_do_not_import_torch() -> None:
+    """A user without torch can run the .onnx models: the runtime modules never import it."""
+    code = ("import sys; import src.animation.onnx_session, src.animation.fallback, src.animation.liveportrait, "
+            "src.animation.lipsync_unet; print('torch' in sys.modules)")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-500:]
+    assert run.stdout.strip() == "False"
