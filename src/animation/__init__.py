@@ -8,6 +8,10 @@ from src.animation.meshwarp import MeshWarpAnimator, prepare_meshwarp_source
 from src.animation.motion_mixer import MotionMixer, blend_motion
 from src.animation.warp import PiecewiseAffineWarper
 
+# Neural animators import onnxruntime and more: only when asked for by name.
+ANIMATORS.register_lazy("liveportrait", "src.animation.liveportrait")
+ANIMATORS.register_lazy("lipsync-unet", "src.animation.lipsync_unet")
+
 __all__ = [
     "ANIMATORS",
     "AnimationInput",

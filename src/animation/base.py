@@ -31,7 +31,9 @@ class AnimationInput:
     driver_frame: VideoFrame | None = None  # the raw driver image (neural animators crop it)
     driver_face: FaceObservation | None = None
     audio_mouth: MouthShape | None = None  # the audio-driven mouth, when audio drives it
-    audio_features: np.ndarray | None = None  # per-frame audio window (e.g. mel) for audio-driven models
+    # Per-frame audio for audio-driven models: the frame's Wav2Lip-style log-mel window [1, 80, 16]
+    # (200 ms, src.animation.lipsync_unet.mel_windows); None when there is no audio.
+    audio_features: np.ndarray | None = None
     media_time_s: float | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -42,6 +44,10 @@ class BaseAnimationModel(ABC):
     name: str = "base"
     #: True when animate_batch() is faster per frame than animate() (batched inference).
     batched: bool = False
+    #: True when the model reads AnimationInput.audio_features (the pipeline then computes them).
+    needs_audio_features: bool = False
+    #: Set by the pipeline: called with (model name, milliseconds) after each inference call.
+    on_timing: Callable[[str, float], None] | None = None
 
     def __init__(self, config: AppConfig) -> None:
         self.config = config
@@ -67,6 +73,13 @@ class BaseAnimationModel(ABC):
     def unload_model(self) -> None:
         """Release sessions and memory."""
         self.loaded = False
+
+    def reset_driver_reference(self) -> None:  # noqa: B027 - optional hook
+        """Forget the driver's reference pose (the window's `n` key); models with their own do it here."""
+
+    def retry(self) -> bool:
+        """Try a failed model again (see FallbackAnimator); True when the intended model is active."""
+        return True
 
     def source_preview(self) -> np.ndarray | None:
         """The prepared source frame at output size (what an idle, neutral face looks like)."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
 from src.config import AppConfig
+from src.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,12 @@ class FallbackAnimator(BaseAnimationModel):
 
     name = "fallback"
 
-    def __init__(self, config: AppConfig, primary: str | Factory, fallback: str | Factory = "meshwarp") -> None:
+    def __init__(self, config: AppConfig, primary: str | Factory, fallback: str | Factory = "meshwarp",
+                 strict_load: bool = False) -> None:
+        """`strict_load`: a user error while loading (missing model files, wrong tensors) is raised instead
+        of falling back (for offline jobs, where a different animator than asked for is no result)."""
         super().__init__(config)
+        self.strict_load = strict_load
         self._primary_factory = ANIMATORS.get(primary) if isinstance(primary, str) else primary
         self._fallback_factory = ANIMATORS.get(fallback) if isinstance(fallback, str) else fallback
         self.primary: BaseAnimationModel | None = None
@@ -51,6 +56,15 @@ class FallbackAnimator(BaseAnimationModel):
     def active_name(self) -> str:
         a = self.active
         return a.name if a is not None else "none"
+
+    @property
+    def needs_audio_features(self) -> bool:  # type: ignore[override]
+        return bool(getattr(self.primary or self._primary_factory, "needs_audio_features", False))
+
+    def reset_driver_reference(self) -> None:
+        for a in (self.primary, self.fallback):
+            if a is not None:
+                a.reset_driver_reference()
 
     @property
     def batched(self) -> bool:  # type: ignore[override]
@@ -81,8 +95,14 @@ class FallbackAnimator(BaseAnimationModel):
     def load_model(self) -> None:
         try:
             self.primary = self._primary_factory(self.config)
+            self.primary.on_timing = self.on_timing
             self.primary.load_model()
-        except Exception as exc:  # noqa: BLE001 - any load failure (missing files, bad model, no provider) falls back
+        except UserError as exc:
+            if self.strict_load:
+                raise  # offline jobs: the user's setup (missing files, wrong tensors) must be fixed, exit 2
+            self._switch(exc, "load")
+            self._ensure_fallback()
+        except Exception as exc:  # noqa: BLE001 - any other load failure falls back
             self._switch(exc, "load")
             self._ensure_fallback()
         self.loaded = True

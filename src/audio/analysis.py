@@ -14,7 +14,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from src.audio.mel import dct_matrix, mel_filterbank
 from src.config import VadConfig
@@ -47,6 +46,9 @@ class FrameAnalyzer:
     """Features for each hop from a rolling window of the most recent `window_ms` of audio."""
 
     def __init__(self, sample_rate_hz: int = 16000, window_ms: float = 32.0) -> None:
+        from scipy.signal import lfilter  # imported here, not at module load: scipy.signal takes ~1 s to import
+
+        self._lfilter = lfilter
         self.rate = sample_rate_hz
         self.win = int(round(sample_rate_hz * window_ms / 1000.0))
         self.n_fft = 1 << (self.win - 1).bit_length()
@@ -90,7 +92,7 @@ class FrameAnalyzer:
         return (mel_db @ self._dct).astype(np.float32)
 
     def _dc_block(self, x: np.ndarray) -> np.ndarray:
-        y, self._dc_zi = lfilter([1.0, -1.0], [1.0, -0.995], x, zi=self._dc_zi)
+        y, self._dc_zi = self._lfilter([1.0, -1.0], [1.0, -0.995], x, zi=self._dc_zi)
         return y.astype(np.float32)
 
     def voicing(self) -> float:

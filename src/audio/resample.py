@@ -11,7 +11,6 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
-from scipy.signal import firwin, kaiserord
 
 STOPBAND_DB = 80.0
 
@@ -20,6 +19,8 @@ STOPBAND_DB = 80.0
 def _design(up: int, down: int, low_rate_hz: float, up_rate_hz: float) -> np.ndarray:
     """Kaiser low-pass for the up-sampled rate: stopband from the lower Nyquist, (taps_per_phase, up)."""
     width_hz = 0.1 * low_rate_hz
+    from scipy.signal import firwin, kaiserord  # imported on use: scipy.signal takes about a second to import
+
     numtaps, beta = kaiserord(STOPBAND_DB, width_hz / (up_rate_hz / 2.0))
     per_phase = max(4, -(-numtaps // up))
     n = per_phase * up

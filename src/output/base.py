@@ -27,6 +27,7 @@ class PipelineControls:
     ready: Callable[[], bool] = lambda: False  # models loaded and a first frame produced
     reset_neutral: Callable[[], None] = lambda: None
     toggle_motion_mode: Callable[[], str] = lambda: "relative"
+    retry_model: Callable[[], bool] = lambda: True  # try a neural model again after a fallback
 
     def request_stop(self) -> None:
         self.stop_event.set()

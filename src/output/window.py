@@ -1,4 +1,4 @@
-"""A preview window (OpenCV HighGUI). Keys: q quit, n re-take neutral, r relative/absolute."""
+"""A preview window (OpenCV HighGUI). Keys: q quit, n re-take neutral, r relative/absolute, m retry the model."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ class WindowOutput(Output):
         elif key == ord("r"):
             mode = self.controls.toggle_motion_mode()
             log.info("window: motion mode is now %s", mode)
+        elif key == ord("m"):
+            ok = self.controls.retry_model()
+            log.info("window: model retry %s", "succeeded" if ok else "failed (still on the fallback)")
 
     def close(self) -> None:
         if self._open:

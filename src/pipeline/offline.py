@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from src.animation.base import BaseAnimationModel
 from src.capture.sources import CaptureSource
 from src.config import AppConfig
@@ -23,7 +25,7 @@ from src.frames import MouthShape, TrackedFrame, VideoFrame
 from src.output.base import Output, PipelineControls
 from src.output.fanout import OutputFanout
 from src.pipeline.metrics import PipelineMetrics
-from src.pipeline.pipeline import AnimateStage, LandmarkStage
+from src.pipeline.pipeline import AnimateStage, LandmarkStage, route_model_timings
 from src.pipeline.ring_buffer import RingBuffer
 from src.pipeline.stage import EndOfStream, StageThread
 
@@ -47,7 +49,7 @@ class RenderResult:
 
 def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Output], *, capture: CaptureSource | None = None,
            n_frames: int | None = None, fps: float | None = None, mouth_track: Sequence[MouthShape] | None = None,
-           batch_size: int | None = None) -> RenderResult:
+           audio_features: np.ndarray | None = None, batch_size: int | None = None) -> RenderResult:
     """Render every driver frame (or `n_frames` idle/audio frames at `fps` with no driver)."""
     if capture is None and (n_frames is None or fps is None):
         raise ValueError("without a driver, render needs n_frames and fps")
@@ -67,7 +69,13 @@ def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Ou
             return None
         return track[tf.index] if tf.index < len(track) else MouthShape()
 
-    animate = AnimateStage(config, animator, mouth_at_frame=mouth_at_frame if track is not None else None)
+    def features_at(tf: TrackedFrame) -> np.ndarray | None:
+        assert audio_features is not None
+        return audio_features[tf.index] if tf.index < len(audio_features) else None
+
+    animate = AnimateStage(config, animator, mouth_at_frame=mouth_at_frame if track is not None else None,
+                           features_at=features_at if audio_features is not None else None)
+    route_model_timings(animator, metrics)
     threads: list[StageThread] = []
     anim_in: RingBuffer[TrackedFrame] = RingBuffer(qsize, "lossless", "landmarks->animate")
     landmarks: LandmarkStage | None = None

@@ -64,6 +64,7 @@ class AnimateStage:
     animator: BaseAnimationModel
     mouth: MouthSource | None = None
     mouth_at_frame: Callable[[TrackedFrame], MouthShape | None] | None = None
+    features_at: Callable[[TrackedFrame], np.ndarray | None] | None = None  # audio windows for audio-driven models
     stamper: FrameStamper | None = None
     first_frame: threading.Event = field(default_factory=threading.Event)
     mixer: MotionMixer | None = None
@@ -83,8 +84,10 @@ class AnimateStage:
             elif self.mouth is not None:
                 audio = self.mouth.mouth_at(tf.capture_ts)
             motion = self.mixer.update(t, tf.motion, audio)
+            features = self.features_at(tf) if self.features_at is not None else None
             inputs.append(AnimationInput(motion=motion, capture_ts=tf.capture_ts, index=tf.index, driver_frame=tf.frame,
-                                         driver_face=tf.face, audio_mouth=audio, media_time_s=tf.media_time_s))
+                                         driver_face=tf.face, audio_mouth=audio, audio_features=features,
+                                         media_time_s=tf.media_time_s))
         images = self.animator.animate_batch(inputs)
         done = time.monotonic()
         out = []
@@ -95,6 +98,17 @@ class AnimateStage:
                                      stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)}))
         self.first_frame.set()
         return out
+
+
+def route_model_timings(animator: BaseAnimationModel, metrics: PipelineMetrics) -> None:
+    """Per-call inference time of neural models goes into the stage metrics as `model:<name>`."""
+
+    def record(name: str, ms: float) -> None:
+        metrics.stage(f"model:{name}").record(ms / 1000.0)
+
+    for a in (animator, getattr(animator, "primary", None), getattr(animator, "fallback", None)):
+        if a is not None:
+            a.on_timing = record
 
 
 class LandmarkStage:
@@ -134,7 +148,8 @@ class LivePipeline:
 
     def __init__(self, config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Output],
                  capture: CaptureSource | None = None, mouth: MouthSource | None = None,
-                 stamper: FrameStamper | None = None) -> None:
+                 stamper: FrameStamper | None = None,
+                 features_at: Callable[[TrackedFrame], np.ndarray | None] | None = None) -> None:
         self.config = config
         self.animator = animator
         self.capture = capture
@@ -143,8 +158,9 @@ class LivePipeline:
         self._ended = threading.Event()
         pc = config.pipeline
         self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
-                                         toggle_motion_mode=self._toggle_mode)
-        self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper)
+                                         toggle_motion_mode=self._toggle_mode, retry_model=animator.retry)
+        self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper, features_at=features_at)
+        route_model_timings(animator, self.metrics)
         self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
         self.fanout = OutputFanout(outputs, self.metrics, self.stop_event, live=True, queue_size=config.output.queue_size)
         self.threads: list[StageThread] = []
@@ -243,6 +259,7 @@ class LivePipeline:
     def _reset_neutral(self) -> None:
         if self.landmarks is not None:
             self.landmarks.motion.reset_neutral()
+        self.animator.reset_driver_reference()
 
     def _toggle_mode(self) -> str:
         anim = self.config.animation

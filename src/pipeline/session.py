@@ -38,7 +38,6 @@ def register_command(name: str, add_parser: ExtraParser, run: Callable[[argparse
 
 
 def add_extra_parsers(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    _load_plugins()
     for add in _extra_parsers:
         add(sub, common)
 
@@ -53,18 +52,6 @@ def _cmd_calibrate_voice(args: argparse.Namespace, config: AppConfig) -> int:
     from src.audio.cli import cmd_calibrate_voice
 
     return cmd_calibrate_voice(args, config)
-
-
-def _load_plugins() -> None:
-    """Import optional packages that register animators, outputs or commands."""
-    import importlib
-
-    for mod in ("src.output.vcam", "src.output.webrtc", "src.animation.liveportrait", "src.animation.lipsync_unet"):
-        try:
-            importlib.import_module(mod)
-        except ImportError as exc:
-            if exc.name is None or not exc.name.startswith(mod.rsplit(".", 1)[0]):
-                log.debug("optional module %s unavailable: %s", mod, exc)
 
 
 def config_from_args(args: argparse.Namespace) -> AppConfig:
@@ -85,9 +72,22 @@ def source_path(args: argparse.Namespace, config: AppConfig) -> str:
     return str(resolve_path(src))
 
 
-def build_animator(config: AppConfig, name: str | None, source: str) -> BaseAnimationModel:
-    """Create, load and prepare the animator (a user error if the name, weights or source are bad)."""
-    animator = create_animator(name or config.animation.model, config)
+def build_animator(config: AppConfig, name: str | None, source: str, *, live: bool) -> BaseAnimationModel:
+    """Create, load and prepare the animator.
+
+    Neural animators are wrapped in a FallbackAnimator: if they fail at run time the stream goes on
+    with meshwarp. Live, a model that cannot even load also falls back (the warning names why);
+    offline (`render`), a user error in the model setup ends the job with exit 2 instead.
+    """
+    from src.animation.fallback import FallbackAnimator
+
+    name = name or config.animation.model
+    ANIMATORS.get(name)  # an unknown name is a user error listing the known ones
+    animator: BaseAnimationModel
+    if name == "meshwarp":
+        animator = create_animator(name, config)
+    else:
+        animator = FallbackAnimator(config, primary=name, strict_load=not live)
     animator.load_model()
     animator.preprocess_source_image(source)
     return animator
@@ -116,7 +116,7 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
     outputs = _open_outputs(args.output, config)
     capture = open_capture(driver, config, realtime=True, loop=True if args.loop else None)  # fail fast on a bad driver
     try:
-        animator = build_animator(config, args.animator, source_path(args, config))
+        animator = build_animator(config, args.animator, source_path(args, config), live=True)
     except BaseException:
         if capture is not None:
             capture.close()
@@ -127,7 +127,15 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
         from src.output.timestamp_code import stamp
 
         stamper = stamp
-    pipe = LivePipeline(config, animator, outputs, capture=capture, mouth=mouth, stamper=stamper)
+    features = None
+    if animator.needs_audio_features and mouth is not None:
+        from src.animation.lipsync_unet import LatestMelWindow
+
+        window = LatestMelWindow(config.pipeline.fps)
+        mouth.add_pcm_listener(window)
+        features = lambda tf: window.latest()  # noqa: E731 - the newest complete window drives the next frame
+        log.info("audio-driven model: its mouth lags the voice by %.0f ms (the mel window's future half)", window.lookahead_ms)
+    pipe = LivePipeline(config, animator, outputs, capture=capture, mouth=mouth, stamper=stamper, features_at=features)
     for out in outputs:
         attach = getattr(out, "attach_audio", None)
         if attach is not None and mouth is not None and hasattr(mouth, "add_pcm_listener"):
@@ -173,7 +181,7 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
         raise UserError(f"--duration {args.duration}: must be a positive number of seconds")
     capture = open_capture(args.driver, config, realtime=False, loop=False) if args.driver else None
     try:
-        animator = build_animator(config, args.animator, source_path(args, config))
+        animator = build_animator(config, args.animator, source_path(args, config), live=False)
     except BaseException:
         if capture is not None:
             capture.close()
@@ -185,8 +193,9 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
     if args.audio:
         from src.audio import AudioFileMux, file_mouth_track
 
-        # Phone recognition holds the GIL: run it before the render threads start.
-        track = file_mouth_track(args.audio, fps, config)
+        # Phone recognition holds the GIL: run it before the render threads start. An audio-driven model
+        # reads the audio itself; its fallback (meshwarp) gets the cheap live-method shapes.
+        track = file_mouth_track(args.audio, fps, config, method="live" if animator.needs_audio_features else None)
         mouth_track = track.shapes
         n_frames = track.n_frames
         if capture is not None:
@@ -199,8 +208,14 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
         n_frames = int(round((args.duration or 10.0) * fps))
     elif args.duration is not None:
         n_frames = int(round(args.duration * fps))
+    features = None
+    if animator.needs_audio_features and args.audio:
+        from src.animation.lipsync_unet import mel_windows
+        from src.audio import decode_audio
+
+        features = mel_windows(decode_audio(args.audio), fps, n_frames or 0)
     result = render(config, animator, [output], capture=capture, n_frames=n_frames, fps=fps, mouth_track=mouth_track,
-                    batch_size=args.batch)
+                    audio_features=features, batch_size=args.batch)
     log.info("rendered %d frames (%.2f s at %.2f fps) in %.2f s: %.1fx real time -> %s", result.frames, result.media_duration_s,
              result.fps, result.wall_s, result.speed_x, out_path)
     if result.corrupt_frames:
@@ -217,7 +232,7 @@ def cmd_prepare(args: argparse.Namespace, config: AppConfig) -> int:
     if args.video:
         from src.animation.lipsync_unet import prepare_template
 
-        path = prepare_template(args.video, config)
+        path = prepare_template(args.video, config, force=args.force)
         print(f"avatar template ready: {path}")
         return 0
     if args.force:
@@ -227,9 +242,7 @@ def cmd_prepare(args: argparse.Namespace, config: AppConfig) -> int:
         cache_dir = AvatarCache(config.cache.dir).dir
         for old in cache_dir.glob(f"{file_hash(src)[:20]}_*.npz") if cache_dir.is_dir() else []:
             old.unlink(missing_ok=True)
-    animator = create_animator(name, config)
-    animator.load_model()
-    animator.preprocess_source_image(source_path(args, config))
+    build_animator(config, name, source_path(args, config), live=False)
     print(f"prepared {source_path(args, config)} for {name}; cache: {Path(config.cache.dir).expanduser()}")
     return 0
 
@@ -274,7 +287,6 @@ register_command("calibrate-voice", _add_calibrate_voice, _cmd_calibrate_voice)
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    _load_plugins()
     config = config_from_args(args)
     fn = COMMANDS.get(args.command) or _extra_commands.get(args.command)
     if fn is None:

@@ -6,11 +6,12 @@ tools in scripts/ only.
 """
 
 from src.animation.lipsync_unet.animator import LipsyncUNetAnimator, unet_spec
-from src.animation.lipsync_unet.audio_windows import MelWindowStream, mel_windows, window_loudness_db
+from src.animation.lipsync_unet.audio_windows import LatestMelWindow, MelWindowStream, mel_windows, window_loudness_db
 from src.animation.lipsync_unet.template import AvatarTemplate, TemplateError, prepare_template
 
 __all__ = [
     "AvatarTemplate",
+    "LatestMelWindow",
     "LipsyncUNetAnimator",
     "MelWindowStream",
     "TemplateError",

@@ -40,6 +40,7 @@ AUDIO_ENCODER_SPEC = ModelSpec(inputs={"mel": (BATCH, 1, N_MELS, WINDOW)}, outpu
 class LipsyncUNetAnimator(BaseAnimationModel):
     name = "lipsync-unet"
     batched = True
+    needs_audio_features = True
 
     def __init__(self, config: AppConfig) -> None:
         super().__init__(config)

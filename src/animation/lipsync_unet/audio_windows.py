@@ -109,3 +109,28 @@ def window_loudness_db(window: np.ndarray, settings: MelSettings = WAV2LIP_MEL) 
     """
     s = settings
     return float((np.max(window) + 4.0) / 8.0 * -s.min_level_db + s.min_level_db)
+
+
+class LatestMelWindow:
+    """Live audio -> the newest complete mel window, for the animate stage.
+
+    Register it as a PCM listener of an AudioDriver (`driver.add_pcm_listener(w)`); it runs on the
+    audio thread, so it only computes the windows and swaps a reference. `latest()` is what the
+    next output frame uses: its audio lags the capture by `lookahead_ms` (the window's future half).
+    """
+
+    def __init__(self, fps: float) -> None:
+        self._stream = MelWindowStream(fps)
+        self._latest: np.ndarray | None = None
+
+    @property
+    def lookahead_ms(self) -> float:
+        return self._stream.lookahead_ms
+
+    def __call__(self, capture_ts: float, samples: np.ndarray) -> None:
+        done = self._stream.push(samples)
+        if done:
+            self._latest = done[-1][1]
+
+    def latest(self) -> np.ndarray | None:
+        return self._latest
