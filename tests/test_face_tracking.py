@@ -71,7 +71,7 @@ def test_reacquires_a_lost_face(make_config, face_blank_face_video: Path) -> Non
     """Face, then 20 blank frames, then the face again: tracking resumes (through the real landmark stage)."""
     cfg = make_config()
     src = open_capture(str(face_blank_face_video), cfg, realtime=False)
-    stage = LandmarkStage(cfg)
+    stage = LandmarkStage(cfg, with_motion=True)
     tracked = []
     try:
         while (f := src.read()) is not None:
@@ -194,3 +194,23 @@ def test_lost_face_returns_none_and_clears_after_timeout(portrait_bgr: np.ndarra
         assert ext.has_neutral  # a short gap keeps the neutral
         assert ext.update(None, 10 / FPS + cfg.lost_after_ms / 1000 + 0.1) is None
         assert not ext.has_neutral  # gone longer than lost_after_ms: the next face starts fresh
+
+
+def test_landmark_conversion_reads_the_serialised_list_and_falls_back_for_other_layouts() -> None:
+    from mediapipe.framework.formats import landmark_pb2
+
+    from src.capture.face_tracker import landmarks_to_array
+
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(-1, 1, (478, 3)).astype(np.float32)
+    plain = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in pts:
+        plain.landmark.add(x=float(x), y=float(y), z=float(z))
+    np.testing.assert_array_equal(landmarks_to_array(plain), pts)  # the fast path
+    with_visibility = landmark_pb2.NormalizedLandmarkList()
+    for x, y, z in pts:
+        with_visibility.landmark.add(x=float(x), y=float(y), z=float(z), visibility=0.5)
+    np.testing.assert_array_equal(landmarks_to_array(with_visibility), pts)  # another layout: the loop
+    zero_x = landmark_pb2.NormalizedLandmarkList()
+    zero_x.landmark.add(x=0.0, y=0.25, z=-0.5)  # proto3 omits zero fields: shorter records must not be misread
+    np.testing.assert_array_equal(landmarks_to_array(zero_x), np.array([[0.0, 0.25, -0.5]], np.float32))

@@ -458,7 +458,7 @@ def test_controls_reset_neutral_and_toggle_motion_mode(make_config, live_video) 
     pipe = LivePipeline(cfg, anim, [rec], capture=live_video)
     pipe.start()
     try:
-        ext = pipe.landmarks.motion
+        ext = pipe.animate.motion
         assert _wait_for(lambda: ext.has_neutral)
         before = ext.neutral
         pipe.controls.reset_neutral()

@@ -68,16 +68,23 @@ class AnimateStage:
     stamper: FrameStamper | None = None
     first_frame: threading.Event = field(default_factory=threading.Event)
     mixer: MotionMixer | None = None
+    # Motion relative to the neutral face is computed here, not on the landmarks thread: face tracking
+    # is the pipeline's slowest stage, so everything else that can move off its thread does.
+    motion: FaceMotionExtractor | None = None
 
     def __post_init__(self) -> None:
         if self.mixer is None:
             self.mixer = MotionMixer(self.config)
+        if self.motion is None:
+            self.motion = FaceMotionExtractor(self.config.tracking)
 
     def render(self, frames: Sequence[TrackedFrame], clock: Callable[[TrackedFrame], float] | None = None) -> list[RenderedFrame]:
         assert self.mixer is not None
         inputs: list[AnimationInput] = []
         for tf in frames:
             t = clock(tf) if clock else tf.capture_ts
+            if tf.frame is not None and tf.motion is None:
+                tf.motion = self.motion.update(tf.face, t)  # type: ignore[union-attr]
             audio = None
             if self.mouth_at_frame is not None:
                 audio = self.mouth_at_frame(tf)
@@ -112,11 +119,12 @@ def route_model_timings(animator: BaseAnimationModel, metrics: PipelineMetrics) 
 
 
 class LandmarkStage:
-    """Face tracking + motion relative to the neutral face."""
+    """Face tracking (MediaPipe). Motion relative to the neutral face is the animate stage's job
+    (`AnimateStage.motion`); `motion` here serves callers that use the stage on its own."""
 
-    def __init__(self, config: AppConfig, on_corrupt: Callable[[], None] | None = None) -> None:
+    def __init__(self, config: AppConfig, on_corrupt: Callable[[], None] | None = None, with_motion: bool = False) -> None:
         self.tracker = FaceTracker(config.tracking)
-        self.motion = FaceMotionExtractor(config.tracking)
+        self.motion = FaceMotionExtractor(config.tracking) if with_motion else None
         self._on_corrupt = on_corrupt
         self.corrupt = 0
 
@@ -134,7 +142,7 @@ class LandmarkStage:
                 if self._on_corrupt is not None:
                     self._on_corrupt()
             face = faces[0] if faces else None
-            motion = self.motion.update(face, t)
+            motion = self.motion.update(face, t) if self.motion is not None else None
             out.append(TrackedFrame(frame=f, capture_ts=f.capture_ts, index=f.index, face=face, motion=motion,
                                     media_time_s=f.media_time_s, corrupt=corrupt))
         return out
@@ -257,8 +265,8 @@ class LivePipeline:
     # -- control -------------------------------------------------------------------------------
 
     def _reset_neutral(self) -> None:
-        if self.landmarks is not None:
-            self.landmarks.motion.reset_neutral()
+        assert self.animate.motion is not None
+        self.animate.motion.reset_neutral()
         self.animator.reset_driver_reference()
 
     def _toggle_mode(self) -> str:
