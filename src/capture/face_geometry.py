@@ -67,7 +67,7 @@ def face_frame(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     down = lm[CHIN] - lm[FOREHEAD]
     y = down - np.dot(down, x) * x
     y /= np.linalg.norm(y) + 1e-9
-    z = np.cross(x, y)
+    z = np.array([x[1] * y[2] - x[2] * y[1], x[2] * y[0] - x[0] * y[2], x[0] * y[1] - x[1] * y[0]])  # np.cross is slow
     return origin, np.stack([x, y, z], axis=1)
 
 

@@ -103,6 +103,7 @@ class FaceMotionExtractor:
         origin, axes = face_frame(self.neutral)
         self._neutral_iod = interocular(self.neutral)
         self._neutral_axes = axes
+        self._neutral_origin = origin
         self._neutral_local = (self.neutral - origin) @ axes / self._neutral_iod
 
     def _motion(self, lm: np.ndarray) -> MotionState:
@@ -111,8 +112,7 @@ class FaceMotionExtractor:
         s, rot, t = similarity_transform(neutral[STABLE_POINTS], lm[STABLE_POINTS])
         # Expression: the current face with its rigid motion removed, in the neutral's face frame.
         unposed = (rot.T @ ((lm - t).T / s)).T
-        origin, _ = face_frame(neutral)
-        local = (unposed - origin) @ self._neutral_axes / self._neutral_iod
+        local = (unposed - self._neutral_origin) @ self._neutral_axes / self._neutral_iod
         expression = (local - self._neutral_local).astype(np.float32)
         # Translation of the head centre, in neutral inter-ocular units.
         c0 = neutral[STABLE_POINTS].mean(axis=0)
