@@ -378,22 +378,28 @@ def measure_playback_drift(seconds: float = 60.0, config: AppConfig | None = Non
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="audio benchmarks (short by default)")
-    ap.add_argument("--render-seconds", type=float, default=20.0)
-    ap.add_argument("--latency-onsets", type=int, default=10)
+    ap.add_argument("--render-seconds", type=float, default=20.0, help="0 = skip")
+    ap.add_argument("--latency-onsets", type=int, default=10, help="0 = skip")
     ap.add_argument("--drift-seconds", type=float, default=0.0, help="0 = skip (it runs in real time)")
+    ap.add_argument("--json", help="also write the report to this file")
     args = ap.parse_args()
     report: dict[str, Any] = {}
-    if have_espeak():
-        report["render_speed"] = measure_render_speed(seconds=args.render_seconds)
-    else:
-        report["render_speed"] = "skipped: espeak-ng missing"
-    try:
-        report["latency"] = measure_audio_latency(n_onsets=args.latency_onsets)
-    except RuntimeError as exc:  # VirtualMicUnavailable
-        report["latency"] = f"skipped: {exc}"
+    if args.render_seconds > 0:
+        if have_espeak():
+            report["render_speed"] = measure_render_speed(seconds=args.render_seconds)
+        else:
+            report["render_speed"] = "skipped: espeak-ng missing"
+    if args.latency_onsets > 0:
+        try:
+            report["latency"] = measure_audio_latency(n_onsets=args.latency_onsets)
+        except RuntimeError as exc:  # VirtualMicUnavailable
+            report["latency"] = f"skipped: {exc}"
     if args.drift_seconds > 0:
         report["drift"] = measure_playback_drift(args.drift_seconds)
     print(json.dumps(report, indent=1))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 

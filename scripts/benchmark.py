@@ -345,6 +345,77 @@ def measure_live_outputs(config: AppConfig, source: str, kind: str, viewers: int
     return res
 
 
+def measure_vowels(config: AppConfig) -> dict[str, Any]:
+    """Sustained espeak-ng vowels: frame accuracy with the shipped templates on voices they were not
+    built from, and on three voices after calibrating on a different take of the same voice."""
+    import tempfile
+
+    from scripts.make_vowel_templates import BUILD_VOICES, EVAL_VOICES, VOWEL_PHONEMES, accuracy, steady_frames, synth_phoneme
+    from src.audio import VowelTemplates, calibrate_voice, decode_audio, load_templates
+    from src.audio.vowels import VOWELS
+
+    def frame_accuracy(templates: VowelTemplates, wavs: list[str]) -> float:
+        hits = total = 0
+        for vowel, wav in zip(VOWELS, wavs, strict=True):
+            frames = steady_frames(decode_audio(wav), trim=0.0)
+            hits += sum(templates.classify(m) == vowel for m in frames)
+            total += len(frames)
+        return round(hits / max(total, 1), 3)
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        shipped = load_templates(config.audio)
+        out["default_held_out"] = accuracy(shipped, EVAL_VOICES, d)
+        out["default_held_out_mean"] = round(float(np.mean(list(out["default_held_out"].values()))), 3)
+        out["default_build_voices_mean"] = round(float(np.mean(list(accuracy(shipped, BUILD_VOICES, d).values()))), 3)
+        def take(voice: str, hold: int, speed: int, tag: str) -> list[str]:
+            return [str(synth_phoneme(VOWEL_PHONEMES[v], voice, d / f"{voice}_{v}_{tag}.wav", hold=hold, speed_wpm=speed))
+                    for v in VOWELS]
+
+        calibrated = {}
+        for voice in ("en-us+f5", "en-gb-x-gbcwmd", "en+klatt"):
+            calib, test = take(voice, 5, 80, "calib"), take(voice, 8, 110, "test")  # two takes: other length and tempo
+            cfg = config.model_copy(deep=True)
+            cfg.audio.voice_profile = str(d / f"{voice}.json")
+            calibrate_voice(cfg, wavs=calib)
+            calibrated[voice] = {"default": frame_accuracy(shipped, test), "calibrated": frame_accuracy(load_templates(cfg.audio), test)}
+        out["calibrated"] = calibrated
+    return out
+
+
+def measure_neural(config: AppConfig, tune: bool, unet: bool) -> dict[str, Any]:
+    """Batching figures for the neural animators (CPU here: no GPU on this machine)."""
+    import tempfile
+
+    from scripts.bench_neural import auto_tune, unet_figures
+
+    out: dict[str, Any] = {"gpu": "none: every neural figure is CPU-only (ONNX Runtime CPUExecutionProvider)"}
+    if unet:
+        out["unet"] = unet_figures(batch_sizes=(1, 4, 8, 16), sizes=(160, 320), seconds=2.0)
+    if tune:
+        model = config.animation.lipsync_unet.onnx_path
+        budget = config.pipeline.latency_budget_ms
+        if model:
+            out["auto_tune"] = auto_tune(model, [config.animation.lipsync_unet.size], [1, 2, 4, 8, 16], budget,
+                                         config=config, out_dir=ROOT / "out" / "autotune")
+        else:
+            import subprocess
+
+            with tempfile.TemporaryDirectory() as tmp:
+                results = {}
+                for size in (160, 320):
+                    path = Path(tmp) / f"unet{size}.onnx"
+                    # Random weights (the cost does not depend on them), exported in another process: torch's
+                    # thread pool in this one would slow ONNX Runtime down.
+                    subprocess.run([sys.executable, str(ROOT / "scripts" / "export_onnx.py"), "--random", "--size", str(size),
+                                    "--out", str(path)], check=True, capture_output=True)
+                    results[size] = auto_tune(path, [size], [1, 2, 4, 8, 16], budget, config=config,
+                                              out_dir=ROOT / "out" / "autotune" / f"unet{size}")
+                out["auto_tune"] = results
+    return out
+
+
 def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
     import matplotlib
 
@@ -389,6 +460,14 @@ def main(argv: list[str] | None = None) -> int:
                     "(webrtc: headless Chromium viewers; vcam: the recording virtual-camera backend; churn: 50 viewer cycles); "
                     "only that is measured")
     ap.add_argument("--viewers", type=int, default=1, help="Chromium viewers for --output webrtc")
+    ap.add_argument("--auto-tune", action="store_true", help="measure throughput and p95 latency per batch size for the "
+                    "configured model (an ONNX U-Net from animation.lipsync_unet.onnx_path, else a random-weight U-Net at "
+                    "both sizes), pick the largest batch within pipeline.latency_budget_ms, write it as a config override "
+                    "and plot; only that is measured")
+    ap.add_argument("--vowels", action="store_true", help="vowel classification figures (default templates on held-out "
+                    "espeak-ng voices; after calibration); only that is measured")
+    ap.add_argument("--unet", action="store_true", help="U-Net figures: ms and fps per batch for both sizes (random weights), "
+                    "ONNX Runtime vs PyTorch difference; only that is measured")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -408,7 +487,15 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.output:
+    if args.vowels:
+        report["vowels"] = measure_vowels(config)
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.auto_tune or args.unet:
+        report.update(measure_neural(config, args.auto_tune, args.unet))
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.output:
         report[args.output] = measure_live_outputs(config, args.source, args.output, args.viewers, args.duration, args.audio)
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True
@@ -448,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("paced: latency p50 %.1f p95 %.1f ms, dropped %d of %d", paced["latency_ms"]["p50"], paced["latency_ms"]["p95"],
                  paced["dropped"], paced["captured"])
     rss["end"] = rss_mb()
-    report["rss_mb"] = rss
+    if not args.audio_only:
+        report["rss_mb"] = rss
     if "warp" not in args.skip:
         report["warp_vs_skimage"] = measure_warp(config, args.source)
     if args.reenactment:
