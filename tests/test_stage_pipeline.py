@@ -468,3 +468,37 @@ def test_controls_reset_neutral_and_toggle_motion_mode(make_config, live_video) 
         assert _wait_for(lambda: pipe.controls.ready())
     finally:
         assert pipe.stop() == []
+
+
+class StepMouth:
+    """An audio driver double: the mouth opens at `open_at` (monotonic) and stays open."""
+
+    def __init__(self, open_at: float) -> None:
+        self.open_at = open_at
+
+    def mouth_at(self, t: float):
+        from src.frames import MouthShape
+
+        return MouthShape(open=0.3 if t >= self.open_at else 0.0)
+
+
+@pytest.mark.parametrize("after_tick_s", [0.005, 0.2])
+def test_an_audio_onset_renders_at_once_instead_of_at_the_next_tick(make_config, after_tick_s: float) -> None:
+    """At 2 fps ticks are 500 ms apart; a mouth opening between two ticks, even right after one, is shown
+    within a few polls of the onset (loose bound: 200 ms), not at the next tick."""
+    rec = Recorder("rec", realtime=False)
+    cfg = make_config("pipeline.fps=2")
+    mouth = StepMouth(open_at=float("inf"))
+    pipe = LivePipeline(cfg, ConstAnimator(cfg), [rec], mouth=mouth)
+    pipe.start()
+    try:
+        assert _wait_for(lambda: len(rec.frames) >= 2)  # the cadence is running
+        onset = rec.arrived[-1] + after_tick_s  # just after (or well after) a tick
+        mouth.open_at = onset
+        assert _wait_for(lambda: any(t >= onset for t in rec.arrived), timeout=2.0)
+        first_open = min(t for t in rec.arrived if t >= onset)
+        assert first_open - onset < 0.2, f"shown {1000 * (first_open - onset):.0f} ms after the onset"
+        shown = [f for f, t in zip(rec.frames, rec.arrived, strict=True) if t >= onset]
+        assert shown[0].meta["mouth_open"] > 0.2
+    finally:
+        pipe.stop()

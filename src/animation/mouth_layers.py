@@ -75,13 +75,14 @@ def draw_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nda
     layer = CAVITY_BGR * (1 - depth) + CAVITY_BACK_BGR * depth
     # Painted teeth, faded out where the source shows its own.
     painted = np.clip(1.0 - src_gap / np.maximum(0.25 * gap, 1.0), 0, 1)
-    teeth_h = np.minimum(0.3 * gap, 0.22 * half_w)
-    lateral = np.clip(1.0 - ((xx - cx) / (half_w * 0.8)) ** 2, 0, 1)
-    top = np.clip((teeth_h - below_upper) / np.maximum(0.35 * teeth_h, 0.8), 0, 1)
-    bottom = np.clip((0.5 * teeth_h - above_lower) / np.maximum(0.3 * teeth_h, 0.8), 0, 1) * 0.7
-    teeth = (np.maximum(top, bottom) * lateral * painted)[..., None]
-    shade = 0.8 + 0.2 * (1 - np.abs(xx - cx) / half_w)[..., None]
-    layer = layer * (1 - teeth) + TEETH_BGR * np.clip(shade, 0, 1) * teeth
+    if painted.max() > 0.01:  # (a source that shows its own teeth needs none painted)
+        teeth_h = np.minimum(0.3 * gap, 0.22 * half_w)
+        lateral = np.clip(1.0 - ((xx - cx) / (half_w * 0.8)) ** 2, 0, 1)
+        top = np.clip((teeth_h - below_upper) / np.maximum(0.35 * teeth_h, 0.8), 0, 1)
+        bottom = np.clip((0.5 * teeth_h - above_lower) / np.maximum(0.3 * teeth_h, 0.8), 0, 1) * 0.7
+        teeth = (np.maximum(top, bottom) * lateral * painted)[..., None]
+        shade = 0.8 + 0.2 * (1 - np.abs(xx - cx) / half_w)[..., None]
+        layer = layer * (1 - teeth) + TEETH_BGR * np.clip(shade, 0, 1) * teeth
     # The source's own interior: upper half rides the upper lip, lower half the lower lip.
     half = src_gap / 2
     map_y = np.where(below_upper < half, su + below_upper, np.where(above_lower < half, sl - above_lower, -1.0))

@@ -7,6 +7,7 @@ the same scale as x (smaller = closer to the camera).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,19 +89,23 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.nd
 
 def rotation_to_euler(rot: np.ndarray) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees for R = Ry(yaw) @ Rx(pitch) @ Rz(roll), camera axes x right, y down, z forward."""
-    r = np.asarray(rot, dtype=np.float64)
-    pitch = np.degrees(np.arcsin(np.clip(-r[1, 2], -1.0, 1.0)))
-    yaw = np.degrees(np.arctan2(r[0, 2], r[2, 2]))
-    roll = np.degrees(np.arctan2(r[1, 0], r[1, 1]))
-    return float(yaw), float(pitch), float(roll)
+    r = np.asarray(rot, dtype=np.float64).tolist()  # scalar math: this runs for every frame
+    pitch = math.degrees(math.asin(min(1.0, max(-1.0, -r[1][2]))))
+    yaw = math.degrees(math.atan2(r[0][2], r[2][2]))
+    roll = math.degrees(math.atan2(r[1][0], r[1][1]))
+    return yaw, pitch, roll
 
 
 def euler_to_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    y, p, r = np.radians([yaw, pitch, roll])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return (ry @ rx @ rz).astype(np.float32)
+    cy, sy = math.cos(math.radians(yaw)), math.sin(math.radians(yaw))
+    cp, sp = math.cos(math.radians(pitch)), math.sin(math.radians(pitch))
+    cr, sr = math.cos(math.radians(roll)), math.sin(math.radians(roll))
+    # Ry(yaw) @ Rx(pitch) @ Rz(roll), written out (scalar math: this runs for every frame)
+    return np.array([
+        [cy * cr + sy * sp * sr, -cy * sr + sy * sp * cr, sy * cp],
+        [cp * sr, cp * cr, -sp],
+        [-sy * cr + cy * sp * sr, sy * sr + cy * sp * cr, cy * cp],
+    ], np.float32)
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ from src.frames import MouthShape, TrackedFrame, VideoFrame
 from src.output.base import Output, PipelineControls
 from src.output.fanout import OutputFanout
 from src.pipeline.metrics import PipelineMetrics
-from src.pipeline.pipeline import AnimateStage, LandmarkStage, route_model_timings
+from src.pipeline.pipeline import AnimateStage, LandmarkStage, freeze_startup_objects, route_model_timings
 from src.pipeline.ring_buffer import RingBuffer
 from src.pipeline.stage import EndOfStream, StageThread
 
@@ -118,6 +118,7 @@ def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Ou
                                outboxes=fanout.buffers, batch_size=batch))
     size = animator.output_size
     fanout.open(size, size, fps, PipelineControls(stop_event=stop, metrics=metrics))
+    freeze_startup_objects()
     t0 = time.perf_counter()
     fanout.start()
     for t in threads:

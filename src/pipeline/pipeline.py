@@ -11,6 +11,7 @@ every driver frame rendered in order, as fast as the machine allows.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -105,6 +106,13 @@ class AnimateStage:
                                      stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)}))
         self.first_frame.set()
         return out
+
+
+def freeze_startup_objects() -> None:
+    """Move everything allocated so far (models, tables, modules) out of the cyclic GC's reach, so a
+    full collection during the stream scans only what the stream allocates: no 100 ms pauses."""
+    gc.collect()
+    gc.freeze()
 
 
 def route_model_timings(animator: BaseAnimationModel, metrics: PipelineMetrics) -> None:
@@ -233,10 +241,14 @@ class LivePipeline:
                 self._pacer.wait()
                 return
             opening = mouth.mouth_at(now).open > threshold
-            if opening and not self._mouth_was_open and now - self._last_tick_t > MIN_ONSET_GAP_S:
-                self._mouth_was_open = True
-                self._pacer.rephase(now)
-                return
+            if opening and not self._mouth_was_open:
+                if now - self._last_tick_t >= MIN_ONSET_GAP_S:
+                    self._mouth_was_open = True
+                    self._pacer.rephase(now)
+                    return
+                # Too soon after the last frame: keep the onset pending until the gap has passed.
+                self.stop_event.wait(min(deadline - now, MIN_ONSET_GAP_S - (now - self._last_tick_t), ONSET_POLL_S))
+                continue
             self._mouth_was_open = opening
             self.stop_event.wait(min(deadline - now, ONSET_POLL_S))
 
@@ -260,6 +272,8 @@ class LivePipeline:
         self._m_animate.record(time.perf_counter() - t0)
         frame.index = self._out_index  # output order: driver frames and idle ticks in one sequence
         self._out_index += 1
+        if self.animate.mouth is not None:  # what the output now shows: the next onset is a change from this
+            self._mouth_was_open = frame.meta.get("mouth_open", 0.0) > ONSET_OPEN_FRACTION * self.config.audio.mouth.max_open
         return frame
 
     # -- control -------------------------------------------------------------------------------
@@ -279,6 +293,7 @@ class LivePipeline:
         size = self.animator.output_size
         self.fanout.open(size, size, self.config.pipeline.fps, self.controls)
         self._opened = True
+        freeze_startup_objects()
         self.fanout.start()
         for t in self.threads:
             t.start()
