@@ -8,8 +8,8 @@ B="$PY scripts/benchmark.py"
 mkdir -p out/bench
 run() { name=$1; shift; echo "== $name: $*"; "$@" > "out/bench/$name.log" 2>&1 || echo "   failed: see out/bench/$name.log"; }
 run benchmark      $B --reenactment --json out/bench/benchmark.json --plot out/bench/benchmark.png
-run audio_latency  $B --audio mic --json out/bench/audio_latency.json
-run render_speed   $B --audio speech --json out/bench/render_speed.json
+run audio_latency  $B --audio mic --audio-only --json out/bench/audio_latency.json
+run render_speed   $B --audio speech --audio-only --json out/bench/render_speed.json
 run vowels         $B --vowels --json out/bench/vowels.json
 run webrtc_1       $B --output webrtc --viewers 1 --duration 10 --json out/bench/webrtc_1.json
 run webrtc_4       $B --output webrtc --viewers 4 --duration 10 --json out/bench/webrtc_4.json
