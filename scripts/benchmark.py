@@ -237,28 +237,96 @@ def measure_reenactment(config: AppConfig, clip: Path, work: Path) -> dict[str, 
     return results
 
 
+def render_talking(config: AppConfig, source: str, audio: Path, out_path: Path) -> dict[str, Any]:
+    """What `render --source IMG --audio FILE --output OUT.mp4` does, timed: mouth shapes, frames, AAC."""
+    from src.audio import AudioFileMux, file_mouth_track
+    from src.output import FileOutput
+
+    animator = make_animator(config, source)
+    fps = config.pipeline.fps
+    out = FileOutput(str(out_path), config)
+    t0 = time.perf_counter()
+    track = file_mouth_track(audio, fps, config)
+    t_track = time.perf_counter() - t0
+    out.audio = AudioFileMux(audio, max_duration_s=track.n_frames / fps)
+    result = render(config, animator, [out], n_frames=track.n_frames, fps=fps, mouth_track=track.shapes)
+    wall = time.perf_counter() - t0
+    return {"render_speed_x": round(track.duration_s / wall, 2), "audio_s": round(track.duration_s, 2), "wall_s": round(wall, 2),
+            "mouth_track_s": round(t_track, 2), "frames_s": round(result.wall_s, 2), "method": track.method,
+            "output_size_px": config.animation.output_size_px}
+
+
 def measure_render_speed(config: AppConfig, source: str, audio: str | None, seconds: float = 60.0) -> dict[str, Any]:
     """`render --audio`: portrait + speech -> talking mp4 with AAC, timed end to end (phones, animation, encoding)."""
     import tempfile
 
     from scripts.bench_audio import long_speech
-    from src.audio import AudioFileMux, file_mouth_track
-    from src.output import FileOutput
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(audio) if audio else long_speech(Path(tmp), seconds)[0]
-        animator = make_animator(config, source)
-        fps = config.pipeline.fps
-        out = FileOutput(str(Path(tmp) / "talk.mp4"), config)
-        t0 = time.perf_counter()
-        track = file_mouth_track(path, fps, config)
-        t_track = time.perf_counter() - t0
-        out.audio = AudioFileMux(path, max_duration_s=track.n_frames / fps)
-        result = render(config, animator, [out], n_frames=track.n_frames, fps=fps, mouth_track=track.shapes)
-        wall = time.perf_counter() - t0
-    return {"render_speed_x": round(track.duration_s / wall, 2), "audio_s": round(track.duration_s, 2), "wall_s": round(wall, 2),
-            "mouth_track_s": round(t_track, 2), "frames_s": round(result.wall_s, 2), "method": track.method,
-            "output_size_px": config.animation.output_size_px}
+        return render_talking(config, source, path, Path(tmp) / "talk.mp4")
+
+
+def mp4_mouth_opening(path: Path) -> tuple[np.ndarray, float]:
+    """Per-frame inner-lip opening (inter-ocular units) re-detected by MediaPipe in a written video, and its fps."""
+    import av
+
+    from scripts.reenactment_metrics import landmarks_series
+    from src.capture.face_geometry import measure
+
+    with av.open(str(path)) as c:
+        fps = float(c.streams.video[0].average_rate)
+    series = landmarks_series(path)
+    opening = np.array([measure(lm).mouth_open if lm is not None else np.nan for lm in series])
+    return opening, fps
+
+
+def measure_lipsync(config: AppConfig, source: str) -> dict[str, Any]:
+    """Render speech with pauses (clean, and under -40 dBFS noise), silence and -40 dBFS noise alone to mp4
+    through the render path, re-detect the mouth in the mp4 as written, and compare with the speech."""
+    import tempfile
+
+    from scripts.bench_audio import PHRASES, SR, lip_sync_timing, make_speech_with_pauses, truth_regions, write_wav
+
+    out: dict[str, Any] = {"note": "idle sway and breathing off: head motion moves MediaPipe's re-detected lip gap by "
+                                   "several percent of the speaking range, which would swamp the timing being measured"}
+    config = config.model_copy(deep=True)
+    config.idle.sway_deg = 0.0
+    config.idle.breath_amplitude = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        ranges, rests = [], []
+        for name, noise in (("speech", None), ("speech_noise40", -40.0)):
+            wav, clean, _ = make_speech_with_pauses(d, phrases=PHRASES, noise_dbfs=noise, name=f"{name}.wav")
+            mp4 = d / f"{name}.mp4"
+            render_talking(config, source, wav, mp4)
+            opening, fps = mp4_mouth_opening(mp4)
+            # The mouth at rest: the frames before the first word (the portrait may smile open; pressed lips
+            # for P/B/M close it further, so a low percentile would not be "rest").
+            regions = truth_regions(clean)
+            lead = opening[: max(1, int((regions[0][0] - 0.15) * fps))]
+            rest = float(np.nanmedian(lead))
+            rests.append(rest)
+            # A mouth movement away from rest, either way: a word may start with pressed lips (P, B, M).
+            o = np.abs(np.nan_to_num(opening - rest, nan=0.0))
+            # lip_sync_timing reads frame k at k / fps; a frame is shown from k / fps to (k + 1) / fps.
+            r = lip_sync_timing(o, fps, regions, len(clean) / SR)
+            ranges.append(r["range"])
+            out[name] = {k: r[k] for k in ("onset_abs_median_ms", "onset_errors_ms", "close_max_ms", "silence_max_frac")}
+            out[name]["faces_found"] = float(np.mean(~np.isnan(opening)))
+        speech_range = float(np.mean(ranges))
+        rng = np.random.default_rng(0)
+        for name, signal in (("silence", np.zeros(5 * SR, np.float32)),
+                             ("noise40", (rng.standard_normal(5 * SR) * 10 ** (-40 / 20)).astype(np.float32))):
+            wav = write_wav(d / f"{name}.wav", signal)
+            mp4 = d / f"{name}.mp4"
+            render_talking(config, source, wav, mp4)
+            opening, _ = mp4_mouth_opening(mp4)
+            # Departure from the resting mouth seen in the speech renders, as a share of the speaking range.
+            dev = float(np.nanmax(np.abs(opening - float(np.mean(rests)))))
+            out[name] = {"max_opening_frac_of_speech_range": round(dev / speech_range, 3)}
+    out["speech_range_iod"] = round(speech_range, 3)
+    return out
 
 
 def measure_mic_latency(config: AppConfig, source: str, n_onsets: int = 20) -> dict[str, Any]:
@@ -464,6 +532,8 @@ def main(argv: list[str] | None = None) -> int:
                     "configured model (an ONNX U-Net from animation.lipsync_unet.onnx_path, else a random-weight U-Net at "
                     "both sizes), pick the largest batch within pipeline.latency_budget_ms, write it as a config override "
                     "and plot; only that is measured")
+    ap.add_argument("--lipsync", action="store_true", help="render timing figures: speech (clean and under -40 dBFS noise), "
+                    "silence and noise rendered to mp4, the mouth re-detected in the mp4 as written; only that is measured")
     ap.add_argument("--vowels", action="store_true", help="vowel classification figures (default templates on held-out "
                     "espeak-ng voices; after calibration); only that is measured")
     ap.add_argument("--unet", action="store_true", help="U-Net figures: ms and fps per batch for both sizes (random weights), "
@@ -487,7 +557,11 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.vowels:
+    if args.lipsync:
+        report["lipsync"] = measure_lipsync(config, args.source)
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.vowels:
         report["vowels"] = measure_vowels(config)
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True

@@ -27,7 +27,7 @@ from src.frames import MouthShape
 SHAPE_PARAMS: dict[str, tuple[float, float, float, float]] = {
     "X": (0.0, 0.0, 0.0, 0.0),
     "A": (0.0, 0.0, 0.0, 1.0),
-    "B": (0.12, 0.12, 0.0, 0.0),
+    "B": (0.20, 0.12, 0.0, 0.0),  # slightly open, teeth: visibly parted (at 0.12 the lips barely moved)
     "C": (0.50, 0.10, 0.0, 0.0),
     "D": (0.92, 0.05, 0.0, 0.0),
     "E": (0.50, -0.10, 0.5, 0.0),
