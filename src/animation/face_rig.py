@@ -131,6 +131,16 @@ def build_face_rig(local: np.ndarray) -> FaceRig:
     lips = [*LIPS_UPPER_OUTER, *LIPS_LOWER_OUTER, *LIPS_UPPER_INNER, *LIPS_LOWER_INNER]
     rnd[lips, 2] -= 0.12
     rnd += 0.12 * jaw
+    # Narrowing alone keeps the lips' curve (a smile's raised corners) and sharpens it into a V;
+    # a rounded mouth is an oval: corners level with the mouth centre, the lips bulging out
+    # (upper up, lower down) halfway between the corners and the middle.
+    near = np.exp(-((np.maximum(np.abs(dx) - hw, 0) / 0.2) ** 2 + (dy / 0.3) ** 2))
+    u = np.clip(np.abs(dx) / max(hw, 1e-3), 0.0, 1.0)
+    rnd[:, 1] += 0.6 * np.maximum(-dy, 0.0) * u**2 * near  # raised corners come down
+    arch, bulge = 1.0 - u**2, 4.0 * u * (1.0 - u)
+    for ring, dy_ring in ((LIPS_UPPER_INNER, -0.05 * arch), (LIPS_UPPER_OUTER, -0.03 * arch),
+                          (LIPS_LOWER_INNER, 0.07 * bulge), (LIPS_LOWER_OUTER, 0.05 * bulge)):  # fmt: skip
+        rnd[ring, 1] += dy_ring[ring]
     blink_l, gap_l = _eye_basis(local, LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS, LEFT_BROW[:5])
     blink_r, gap_r = _eye_basis(local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS, RIGHT_BROW[:5])
     brow_l = _brow_basis(local, LEFT_BROW[:5], LEFT_EYE_UPPER)
