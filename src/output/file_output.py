@@ -55,6 +55,12 @@ class FileOutput(Output):
         self.frames = 0
         self.audio: AudioMuxSource | None = None
 
+    def attach_audio(self, source: object) -> None:
+        """Live: mux the driving audio (a PcmSource: microphone or a file playing) beside the video."""
+        from src.output.live_audio_mux import LivePcmMux
+
+        self.audio = LivePcmMux(source, lambda: self._t0)
+
     def open(self, width: int, height: int, fps: float) -> None:
         check_writable(self.path)
         try:  # PyAV opens lazily: create the file now so an impossible path fails here, not mid-stream
