@@ -326,6 +326,11 @@ TRAIN_TEXTS = [
     "The quick brown fox jumps over the lazy dog while the band plays a happy tune.",
     "Open the window, please, and let the morning air move through the quiet room.",
     "We measured every frame twice, and the numbers matched what the camera saw.",
+    "Bob and Maggie ate cheese pie by the river before the evening boat arrived.",
+    "Should you ever choose a new shoe, look for soft leather and a wide, thick sole.",
+    "Five thousand people cheered as the yellow balloon rose over the old town square.",
+    "Why would anybody boil an egg for twenty minutes when four is plenty?",
+    "Our teacher read aloud from a book of poems about oceans, owls and autumn.",
 ]
 HELDOUT_TEXT = "My father bought a large map of the old harbour and pinned it above his desk."
 

@@ -108,3 +108,17 @@ def test_cli_refuses_a_checkpoint_with_code(tmp_path: Path, talking_video: Path)
 class Evil:
     def __reduce__(self):
         return (print, ("pwned",))
+
+
+def test_mel_augmentation_varies_level_and_bands_within_range() -> None:
+    from src.animation.lipsync_unet.training import augment_mels
+
+    rng = np.random.default_rng(1)
+    mel = np.clip(rng.normal(-1.0, 1.5, size=(64, 1, 80, 16)), -4, 4).astype(np.float32)
+    aug = augment_mels(mel, rng)
+    assert aug.shape == mel.shape and aug.dtype == np.float32
+    assert aug.min() >= -4.0 and aug.max() <= 4.0
+    shift = (aug - mel).mean(axis=(1, 2, 3))
+    assert shift.std() > 0.2  # each window gets its own level
+    flat_bands = sum(int((aug[k, 0].std(axis=1) < 0.1).sum() > 0) for k in range(64))  # a masked band is flat but for noise
+    assert 16 <= flat_bands <= 48

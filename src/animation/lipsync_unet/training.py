@@ -52,14 +52,32 @@ def load_dataset(template: AvatarTemplate, size: int) -> tuple[np.ndarray, np.nd
     return crops, template.mels.astype(np.float32)
 
 
+def augment_mels(mel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[b, 1, 80, 16] normalised log-mel windows with a random level (+-7.5 dB), a masked band of up
+    to 8 mel bins (SpecAugment) and a little noise: a few minutes of one voice is little data, and a
+    network that can read the exact spectrum memorises the training sentences instead of the sounds."""
+    out = mel.copy()
+    b = len(out)
+    out += rng.uniform(-0.6, 0.6, size=(b, 1, 1, 1)).astype(np.float32)
+    for k in range(b):
+        if rng.random() < 0.5:
+            w = int(rng.integers(1, 9))
+            f0 = int(rng.integers(0, out.shape[2] - w))
+            out[k, :, f0 : f0 + w, :] = out[k].mean()
+    out += rng.normal(0.0, 0.05, size=out.shape).astype(np.float32)
+    return np.clip(out, -4.0, 4.0)
+
+
 def make_batch(
-    crops: np.ndarray, mels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, ref_pool: np.ndarray
-) -> tuple[torch.Tensor, ...]:
+    crops: np.ndarray, mels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, ref_pool: np.ndarray,
+    augment: bool = True,
+) -> tuple[torch.Tensor, ...]:  # fmt: skip
     """Reference: a random closed-mouth frame (any pose), so the mouth shape can only come from the audio."""
     refs = rng.choice(ref_pool, size=len(idx))
     image = np.stack([network_input(crops[r], crops[i]) for i, r in zip(idx, refs, strict=True)])
     target = crops[idx][..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-    return torch.from_numpy(image), torch.from_numpy(mels[idx]), torch.from_numpy(np.ascontiguousarray(target))
+    mel = augment_mels(mels[idx], rng) if augment else mels[idx]
+    return torch.from_numpy(image), torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(np.ascontiguousarray(target))
 
 
 def loss_fn(pred: torch.Tensor, target: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
