@@ -97,6 +97,7 @@ class LipsyncUNetConfig(Section):
     size: Literal[160, 320] = 160
     audio_encoder_onnx: str | None = None
     silence_threshold_db: float = Field(-55.0, ge=-100, le=0)
+    close_mouth_in_silence: bool = True
     feather_px: int = Field(6, ge=0, le=64)
 
 

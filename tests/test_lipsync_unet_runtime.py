@@ -157,6 +157,7 @@ def test_still_portrait_without_template_is_user_error(tmp_path: Path, unet160: 
 
 def test_silence_shows_template_speech_changes_only_the_mask(tmp_path: Path, unet160: Path, talking_video: Path) -> None:
     cfg = config(tmp_path, unet160)
+    cfg.animation.lipsync_unet.close_mouth_in_silence = False  # (with it, see the test below)
     anim = LipsyncUNetAnimator(cfg)
     anim.load_model()
     anim.preprocess_source_image(talking_video)
@@ -276,3 +277,25 @@ def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(ModelError, match="not found"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+@pytest.mark.parametrize("close", [True, False])
+def test_silent_frames_with_the_template_mouth_open_are_closed_by_the_network(
+    tmp_path: Path, unet160: Path, talking_video: Path, close: bool
+) -> None:
+    cfg = config(tmp_path, unet160)
+    cfg.animation.lipsync_unet.close_mouth_in_silence = close
+    anim = LipsyncUNetAnimator(cfg)
+    anim.load_model()
+    anim.preprocess_source_image(talking_video)
+    tpl = anim.template
+    open_idx = np.flatnonzero(tpl.open_mouth)
+    shut_idx = np.flatnonzero(~tpl.open_mouth)
+    assert len(open_idx) and len(shut_idx)  # the talking video opens and closes its mouth
+    assert not tpl.open_mouth[tpl.closed].any()
+    silent = np.full((1, 80, 16), -4.0, np.float32)
+    ks = [int(open_idx[0]), int(shut_idx[0])]
+    out = anim.animate_batch([AnimationInput(MotionState(), 0.0, k, audio_features=silent) for k in ks])
+    assert np.array_equal(out[1], fit_square(tpl.frame(ks[1]), 512))  # a closed template frame is shown as is
+    assert np.array_equal(out[0], fit_square(tpl.frame(ks[0]), 512)) is not close
+    assert anim.frames_closed == (1 if close else 0)

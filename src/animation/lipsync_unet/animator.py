@@ -54,6 +54,7 @@ class LipsyncUNetAnimator(BaseAnimationModel):
         self.frames_synthesised = 0
         self._ref_cache: dict[int, np.ndarray] = {}
         self.frames_template = 0
+        self.frames_closed = 0  # silent frames whose template mouth was open (also in frames_synthesised)
 
     def load_model(self) -> None:
         if not self.cfg.onnx_path:
@@ -105,6 +106,12 @@ class LipsyncUNetAnimator(BaseAnimationModel):
     def _is_speech(self, feat: np.ndarray | None) -> bool:
         return feat is not None and window_loudness_db(feat) >= self.cfg.silence_threshold_db
 
+    @staticmethod
+    def _mel(feat: np.ndarray | None) -> np.ndarray:
+        if feat is None:  # no audio at all: a silent window
+            return np.full((1, N_MELS, WINDOW), -4.0, np.float32)
+        return np.asarray(feat, np.float32).reshape(1, N_MELS, WINDOW)
+
     def _reference(self, i: int) -> np.ndarray:
         """Inner crop of the closed-mouth frame nearest to template frame i (as in training)."""
         assert self.template is not None
@@ -128,11 +135,15 @@ class LipsyncUNetAnimator(BaseAnimationModel):
         idx = [tpl.pingpong(inp.index) for inp in inputs]
         frames: list[np.ndarray] = [tpl.frame(i) for i in idx]
         speech = [k for k, inp in enumerate(inputs) if self._is_speech(inp.audio_features)]
+        # A talking template mouths its own words; in silence its open-mouth frames are closed by the network.
+        closing = [k for k in range(len(inputs)) if self.cfg.close_mouth_in_silence and k not in speech and tpl.open_mouth[idx[k]]]
+        self.frames_closed += len(closing)
+        speech = sorted(speech + closing)
         if speech:
             crops = [crop_box(frames[k], tpl.boxes[idx[k]], self.crop_size) for k in speech]
             inner = [c[BORDER : BORDER + self.size, BORDER : BORDER + self.size] for c in crops]
             image = np.stack([network_input(self._reference(idx[k]), x) for k, x in zip(speech, inner, strict=True)])
-            mel = np.stack([np.asarray(inputs[k].audio_features, np.float32).reshape(1, N_MELS, WINDOW) for k in speech])
+            mel = np.stack([self._mel(inputs[k].audio_features) for k in speech])
             audio = self.audio_encoder.run({"mel": mel})["feature"] if self.audio_encoder is not None else mel
             out = self.unet.run({"image": image, "audio": audio})["out"]
             for j, k in enumerate(speech):

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from src.animation.lipsync_unet.audio_windows import mel_windows
-from src.animation.lipsync_unet.geometry import box_from_landmarks, jaw_per_eye_ratio, smooth_boxes
+from src.animation.lipsync_unet.geometry import TEMPLATE_BOX_SCALE, box_from_landmarks, jaw_per_eye_ratio, smooth_boxes
 from src.config import AppConfig, resolve_path
 from src.errors import UserError
 
@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_FILE = "template.npz"
 META_FILE = "template.json"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: boxes widened by TEMPLATE_BOX_SCALE
 MAX_FACELESS_FRACTION = 0.20
 MAX_SIDE_PX = 1024  # frames are stored at most this large
 JPEG_QUALITY = 95
 CLOSED_FRACTION = 0.2  # the most closed-mouth fifth of the frames serve as references
+OPEN_MARGIN_IOD = 0.06  # a frame's lips this much (inter-ocular units) further apart than at rest: open
 
 
 class TemplateError(UserError, ValueError):
@@ -129,7 +130,7 @@ def prepare_template(video_path: str | Path, config: AppConfig, out_dir: str | P
     if faceless:
         log.info("template %s: skipped %d of %d frames without a face", video.name, faceless, len(frames))
     ratio = jaw_per_eye_ratio(lms)
-    boxes = smooth_boxes(np.stack([box_from_landmarks(lm, ratio) for lm in lms]))
+    boxes = smooth_boxes(np.stack([box_from_landmarks(lm, ratio, TEMPLATE_BOX_SCALE) for lm in lms]))
     mels = mel_windows(audio, fps, len(frames))[kept]
     blobs = [cv2.imencode(".jpg", frames[i], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].reshape(-1) for i in kept]
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
@@ -200,6 +201,9 @@ class AvatarTemplate:
         # Per frame, the nearest closed-mouth frame in time (a similar pose): the network's reference.
         n = len(self.boxes)
         self.reference_index = self.closed[np.argmin(np.abs(np.arange(n)[:, None] - self.closed[None, :]), axis=1)] if n else self.closed
+        # Frames whose own mouth is visibly open (a talking template): in silence the network closes them.
+        rest = float(np.median(self.mouth_open[self.closed])) if n else 0.0
+        self.open_mouth = self.mouth_open > rest + OPEN_MARGIN_IOD
 
     @classmethod
     def load(cls, path: str | Path) -> AvatarTemplate:
