@@ -44,8 +44,9 @@ def box_from_landmarks(lm: np.ndarray, jaw_per_eye: float | None = None, scale: 
 
     Without `jaw_per_eye`: x from the left to the right jaw-line point (ANCHORS). With it (a per-video
     constant, see `jaw_per_eye_ratio`): the same width measured on the outer eye corners, centred between
-    them. `scale` widens the box about its centre (the top stays at the nose bridge). MediaPipe's jaw points follow the mouth opening (here jaw width vs opening r = 0.53), which would
+    them. MediaPipe's jaw points follow the mouth opening (here jaw width vs opening r = 0.53), which would
     make the crop's scale, and so the visible nose, tell the network the mouth state; the eyes do not.
+    `scale` widens the box about its centre (the top stays at the nose bridge).
     """
     y0 = float(lm[NOSE_BRIDGE, 1])
     if jaw_per_eye is None:
