@@ -396,10 +396,12 @@ def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     return (float(np.corrcoef(a[ok], b[ok])[0, 1]) if ok.sum() > 2 else float("nan")), int(ok.sum())
 
 
-def training_figure(minutes: float = 4.0, out_dir: str | Path = "out/train_figure", fps: float = 25.0) -> dict[str, Any]:
+def training_figure(minutes: float = 4.0, out_dir: str | Path = "out/train_figure", fps: float = 25.0,
+                    evaluate_only: bool = False) -> dict[str, Any]:  # fmt: skip
     """Train the 160 U-Net for `minutes` on a talking video (speech_en.wav + espeak sentences, rendered by
-    make_talking_video), then drive it with held-out speech and correlate its MediaPipe mouth opening with
-    the renderer's on the same speech."""
+    `main.py render`), then drive it with held-out speech and correlate its MediaPipe mouth opening with
+    the renderer's on the same speech. `evaluate_only`: no rendering or training; evaluate the checkpoint
+    an earlier run left in `out_dir` with the current run-time code."""
     from src.animation.lipsync_unet import LipsyncUNetAnimator, mel_windows
     from src.animation.lipsync_unet.export import export_unet
     from src.animation.lipsync_unet.training import train_lipsync
@@ -414,11 +416,23 @@ def training_figure(minutes: float = 4.0, out_dir: str | Path = "out/train_figur
     train_audio = np.concatenate(parts)
     held_audio = _espeak(HELDOUT_TEXT, out / "heldout.wav", voice="en-us")
     train_video, held_video = out / "train_talking.mp4", out / "heldout_talking.mp4"
-    renderer, _ = render_talking_video(train_video, train_audio, fps)
-    render_talking_video(held_video, held_audio, fps)
-    t0 = time.monotonic()
-    report = train_lipsync(train_video, out / "run", cfg, size=160, epochs=10_000, max_minutes=minutes, progress=False)
-    train_s = time.monotonic() - t0
+    if evaluate_only:
+        from src.animation.lipsync_unet.checkpoint import load_checkpoint
+        from src.animation.lipsync_unet.training import TrainReport
+
+        if not (out / "run" / "last.pt").is_file() or not held_video.is_file():
+            raise SystemExit(f"--evaluate-only: no earlier train-figure run in {out}; run without it first")
+        ckpt = load_checkpoint(out / "run" / "last.pt")
+        report = TrainReport(checkpoint=out / "run" / "last.pt", epochs_done=int(ckpt.get("epoch", 0)), losses=list(ckpt.get("losses", [])))
+        prev = json.loads((out / "figure.json").read_text()) if (out / "figure.json").is_file() else {}
+        renderer, train_s = prev.get("renderer", "main.py render (meshwarp)"), prev.get("train_seconds")
+        report.frames, report.steps = prev.get("train_frames", 0), prev.get("steps", 0)
+    else:
+        renderer, _ = render_talking_video(train_video, train_audio, fps)
+        render_talking_video(held_video, held_audio, fps)
+        t0 = time.monotonic()
+        report = train_lipsync(train_video, out / "run", cfg, size=160, epochs=10_000, max_minutes=minutes, progress=False)
+        train_s = round(time.monotonic() - t0, 1)
     onnx = export_unet(out / "unet160.onnx", report.checkpoint)
     cfg.animation.lipsync_unet.onnx_path = onnx["path"]
     anim = LipsyncUNetAnimator(cfg)
@@ -448,7 +462,7 @@ def training_figure(minutes: float = 4.0, out_dir: str | Path = "out/train_figur
         w.write(f)
     w.release()
     return {
-        "train_seconds": round(train_s, 1), "epochs": report.epochs_done, "train_frames": report.frames,
+        "train_seconds": train_s, "evaluated_only": evaluate_only, "epochs": report.epochs_done, "train_frames": report.frames,
         "loss_first_last": [report.losses[0], report.losses[-1]] if report.losses else [], "steps": report.steps,
         "heldout_frames": len(held_frames), "frames_compared": n_ok,
         "mouth_open_correlation": corr, "mouth_open_correlation_one_template_frame": corr_fixed,
@@ -479,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("train-figure", help="train a few minutes, correlate mouth opening on held-out speech")
     f.add_argument("--minutes", type=float, default=4.0)
     f.add_argument("--out", default="out/train_figure")
+    f.add_argument("--evaluate-only", action="store_true", help="evaluate the checkpoint an earlier run left in --out")
     args = ap.parse_args(argv)
     if args.cmd == "unet":
         res = unet_figures(seconds=args.seconds)
@@ -497,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("give --model or --animator")
         res = auto_tune(target, args.sizes, args.batches, args.budget_ms, seconds=args.seconds, out_dir=args.out)
     else:
-        res = training_figure(args.minutes, args.out)
+        res = training_figure(args.minutes, args.out, evaluate_only=args.evaluate_only)
+        (Path(args.out) / "figure.json").write_text(json.dumps(res, indent=2, default=str))
     print(json.dumps(res, indent=2, default=str))
     return 0
 

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from src.animation.lipsync_unet.audio_windows import mel_windows
-from src.animation.lipsync_unet.geometry import TEMPLATE_BOX_SCALE, box_from_landmarks, jaw_per_eye_ratio, smooth_boxes
+from src.animation.lipsync_unet.geometry import box_from_landmarks, jaw_per_eye_ratio, smooth_boxes
 from src.config import AppConfig, resolve_path
 from src.errors import UserError
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_FILE = "template.npz"
 META_FILE = "template.json"
-FORMAT_VERSION = 3  # 3: boxes widened by TEMPLATE_BOX_SCALE
+FORMAT_VERSION = 4  # 3 had boxes 1.3 x wider
 MAX_FACELESS_FRACTION = 0.20
 MAX_SIDE_PX = 1024  # frames are stored at most this large
 JPEG_QUALITY = 95
@@ -130,7 +130,7 @@ def prepare_template(video_path: str | Path, config: AppConfig, out_dir: str | P
     if faceless:
         log.info("template %s: skipped %d of %d frames without a face", video.name, faceless, len(frames))
     ratio = jaw_per_eye_ratio(lms)
-    boxes = smooth_boxes(np.stack([box_from_landmarks(lm, ratio, TEMPLATE_BOX_SCALE) for lm in lms]))
+    boxes = smooth_boxes(np.stack([box_from_landmarks(lm, ratio) for lm in lms]))
     mels = mel_windows(audio, fps, len(frames))[kept]
     blobs = [cv2.imencode(".jpg", frames[i], [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].reshape(-1) for i in kept]
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
