@@ -229,3 +229,27 @@ def test_mouth_at_returns_the_newest_shape_at_or_before_t(bursts: Path, config: 
     stats = driver.stats()
     assert stats["blocks"] == 350 and stats["onsets"] == 3
     assert stats["file"]["duration_s"] == pytest.approx(3.5, abs=0.01)
+
+
+def test_a_removed_pcm_listener_gets_no_more_blocks(bursts: Path, config: AppConfig) -> None:
+    driver = AudioDriver(str(bursts), config, realtime=False, loop=True)
+    kept: list[float] = []
+    removed: list[float] = []
+
+    def gone(ts: float, x: np.ndarray) -> None:
+        removed.append(ts)
+
+    driver.add_pcm_listener(lambda ts, x: kept.append(ts))
+    driver.add_pcm_listener(gone)
+    driver.start()
+    deadline = time.monotonic() + 10
+    while len(removed) < 20 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    driver.remove_pcm_listener(gone)
+    n_removed, n_kept = len(removed), len(kept)
+    while len(kept) < n_kept + 50 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    driver.stop()
+    assert len(kept) >= n_kept + 50
+    assert len(removed) <= n_removed + 1  # at most the block being delivered while it was removed
+    driver.remove_pcm_listener(gone)  # unknown now: ignored

@@ -154,6 +154,10 @@ class AudioDriver:
         thread. It must return at once (hand the block to a queue: see PcmQueue)."""
         self._pcm_listeners.append(callback)
 
+    def remove_pcm_listener(self, callback: PcmListener) -> None:
+        """Stop calling `callback` (an output that closed); unknown callbacks are ignored."""
+        self._pcm_listeners = [cb for cb in self._pcm_listeners if cb != callback]  # replaced, never mutated
+
     def add_block_listener(self, callback: BlockListener) -> None:
         """Like add_pcm_listener with the whole AudioBlock (arrival times, media time)."""
         self._block_listeners.append(callback)
@@ -249,7 +253,7 @@ class AudioDriver:
         self.blocks += 1
         if self._playback is not None:
             self._playback.write(block.samples)
-        for i, cb in enumerate(self._pcm_listeners):
+        for i, cb in enumerate(self._pcm_listeners):  # remove_pcm_listener replaces the list: safe to iterate
             self._call(i, cb, block.capture_ts, block.samples)
         for j, bl in enumerate(self._block_listeners):
             self._call(1000 + j, bl, block)

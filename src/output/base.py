@@ -6,6 +6,7 @@ An output receives rendered frames in order from its own thread (see
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +17,18 @@ from src.errors import OutputError
 from src.frames import RenderedFrame
 from src.pipeline.metrics import PipelineMetrics
 from src.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def detach_pcm_listener(source: object, callback: Callable[..., None]) -> None:
+    """Best effort at shutdown: `source.remove_pcm_listener(callback)` when the source offers it."""
+    remove = getattr(source, "remove_pcm_listener", None)
+    if callable(remove):
+        try:
+            remove(callback)
+        except Exception:  # noqa: BLE001 - a failing source must not stop an output from closing
+            log.debug("remove_pcm_listener failed", exc_info=True)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from src.errors import OutputError
+from src.output.base import detach_pcm_listener
 from src.output.file_output import AudioMuxSource
 
 log = logging.getLogger(__name__)
@@ -143,12 +144,7 @@ class LivePcmMux(AudioMuxSource):
 
     def finish(self, container: av.container.OutputContainer) -> None:
         self._closed = True
-        remove = getattr(self.source, "remove_pcm_listener", None)
-        if callable(remove):
-            try:
-                remove(self._on_pcm)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                log.debug("live audio mux: remove_pcm_listener failed", exc_info=True)
+        detach_pcm_listener(self.source, self._on_pcm)
         if self._stream is None:
             return
         t0 = self.origin()

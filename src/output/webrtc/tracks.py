@@ -27,6 +27,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from src.output.base import detach_pcm_listener
+
 log = logging.getLogger(__name__)
 
 VIDEO_CLOCK_HZ = 90_000
@@ -230,13 +232,8 @@ class AudioFanIn:
             self._buffers.discard(buf)
 
     def detach(self) -> None:
-        """Stop listening, if the source allows it (the helper may offer remove_pcm_listener)."""
-        remove = getattr(self.source, "remove_pcm_listener", None)
-        if callable(remove):
-            try:
-                remove(self._on_pcm)
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                log.debug("webrtc audio: remove_pcm_listener failed", exc_info=True)
+        """Stop listening, if the source allows it."""
+        detach_pcm_listener(self.source, self._on_pcm)
 
 
 class PcmAudioTrack(MediaStreamTrack):
