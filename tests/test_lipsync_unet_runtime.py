@@ -292,7 +292,6 @@ def test_silent_frames_with_the_template_mouth_open_are_closed_by_the_network(
     open_idx = np.flatnonzero(tpl.open_mouth)
     shut_idx = np.flatnonzero(~tpl.open_mouth)
     assert len(open_idx) and len(shut_idx)  # the talking video opens and closes its mouth
-    assert not tpl.open_mouth[tpl.closed].any()
     silent = np.full((1, 80, 16), -4.0, np.float32)
     ks = [int(open_idx[0]), int(shut_idx[0])]
     out = anim.animate_batch([AnimationInput(MotionState(), 0.0, k, audio_features=silent) for k in ks])

@@ -204,6 +204,7 @@ class AvatarTemplate:
         # Frames whose own mouth is visibly open (a talking template): in silence the network closes them.
         rest = float(np.median(self.mouth_open[self.closed])) if n else 0.0
         self.open_mouth = self.mouth_open > rest + OPEN_MARGIN_IOD
+        self.open_mouth[self.closed] = False  # the references are closed by definition
 
     @classmethod
     def load(cls, path: str | Path) -> AvatarTemplate:
