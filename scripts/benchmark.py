@@ -419,17 +419,9 @@ def measure_vowels(config: AppConfig) -> dict[str, Any]:
     built from, and on three voices after calibrating on a different take of the same voice."""
     import tempfile
 
-    from scripts.make_vowel_templates import BUILD_VOICES, EVAL_VOICES, VOWEL_PHONEMES, accuracy, steady_frames, synth_phoneme
-    from src.audio import VowelTemplates, calibrate_voice, decode_audio, load_templates
+    from scripts.make_vowel_templates import BUILD_VOICES, EVAL_VOICES, VOWEL_PHONEMES, accuracy, frame_accuracy, synth_phoneme
+    from src.audio import calibrate_voice, load_templates
     from src.audio.vowels import VOWELS
-
-    def frame_accuracy(templates: VowelTemplates, wavs: list[str]) -> float:
-        hits = total = 0
-        for vowel, wav in zip(VOWELS, wavs, strict=True):
-            frames = steady_frames(decode_audio(wav), trim=0.0)
-            hits += sum(templates.classify(m) == vowel for m in frames)
-            total += len(frames)
-        return round(hits / max(total, 1), 3)
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -448,7 +440,8 @@ def measure_vowels(config: AppConfig) -> dict[str, Any]:
             cfg = config.model_copy(deep=True)
             cfg.audio.voice_profile = str(d / f"{voice}.json")
             calibrate_voice(cfg, wavs=calib)
-            calibrated[voice] = {"default": frame_accuracy(shipped, test), "calibrated": frame_accuracy(load_templates(cfg.audio), test)}
+            calibrated[voice] = {"default": round(frame_accuracy(shipped, test), 3),
+                                 "calibrated": round(frame_accuracy(load_templates(cfg.audio), test), 3)}  # fmt: skip
         out["calibrated"] = calibrated
     return out
 

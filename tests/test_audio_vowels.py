@@ -18,11 +18,11 @@ from scripts.make_vowel_templates import (
     VOWEL_PHONEMES,
     accuracy,
     build,
-    steady_frames,
+    frame_accuracy,
     synth_phoneme,
     synth_vowel,
 )
-from src.audio import VowelTemplates, calibrate_voice, decode_audio, load_templates
+from src.audio import VowelTemplates, calibrate_voice, load_templates
 from src.audio.cli import add_calibrate_voice_parser, cmd_calibrate_voice
 from src.audio.vowels import VOWELS
 from src.config import AppConfig, load_config
@@ -62,25 +62,16 @@ def _vowel_wavs(voice: str, d: Path, hold: int, speed: int) -> list[str]:
     return [str(synth_phoneme(VOWEL_PHONEMES[v], voice, d / f"{voice}_{v}_{hold}.wav", hold=hold, speed_wpm=speed)) for v in VOWELS]
 
 
-def _frame_accuracy(templates: VowelTemplates, wavs: list[str]) -> float:
-    hits = total = 0
-    for vowel, wav in zip(VOWELS, wavs, strict=True):
-        frames = steady_frames(decode_audio(wav), trim=0.0)
-        hits += sum(templates.classify(m) == vowel for m in frames)
-        total += len(frames)
-    return hits / total
-
-
 @pytest.mark.parametrize("voice", ["en-us+f5", "en-gb-x-gbcwmd", "en+klatt"])
 def test_calibrating_on_a_voice_classifies_it_better(tmp_path: Path, config: AppConfig, voice: str) -> None:
     calib = _vowel_wavs(voice, tmp_path, hold=5, speed=80)
     test = _vowel_wavs(voice, tmp_path, hold=8, speed=110)  # a different take: other length and tempo
-    before = _frame_accuracy(load_templates(config.audio), test)
+    before = frame_accuracy(load_templates(config.audio), test)
     path = calibrate_voice(config, wavs=calib)
     assert path == Path(config.audio.voice_profile)
     profile = load_templates(config.audio)  # the profile now replaces the defaults
     assert profile.meta.get("calibrated") is True
-    after = _frame_accuracy(profile, test)
+    after = frame_accuracy(profile, test)
     print(voice, "default", round(before, 3), "calibrated", round(after, 3))
     assert after >= 0.9
     assert after >= before - 0.02
