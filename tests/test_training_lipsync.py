@@ -51,6 +51,7 @@ def test_train_checkpoint_preview_resume_export(tmp_path: Path, talking_video: P
     assert r1.epochs_done == 1 and len(r1.losses) == 1 and np.isfinite(r1.losses[0]) and r1.frames > 20
     ck = load_checkpoint(r1.checkpoint)
     assert ck["epoch"] == 1 and ck["unet"]["width"] == 8 and "optimizer" in ck
+    assert ck["probe"]["weight"].shape == (1, 64)  # the training-only mouth-opening probe, kept for resuming
     preview = cv2.imread(str(r1.previews[0]))
     assert preview.shape[1] == 3 * 160 and preview.shape[0] % 160 == 0  # masked | prediction | target per row
     before = {k: v.clone() for k, v in ck["model"].items()}
@@ -122,3 +123,54 @@ def test_mel_augmentation_varies_level_and_bands_within_range() -> None:
     assert shift.std() > 0.2  # each window gets its own level
     flat_bands = sum(int((aug[k, 0].std(axis=1) < 0.1).sum() > 0) for k in range(64))  # a masked band is flat but for noise
     assert 16 <= flat_bands <= 48
+
+
+def test_network_input_hides_everything_below_the_nostrils_edge_to_edge() -> None:
+    """No jaw line, chin or cheek outline may reach the network: it would read the mouth opening there."""
+    from src.animation.lipsync_unet.geometry import BORDER, MOUTH_RECT, network_input, paste_mask
+
+    rng = np.random.default_rng(0)
+    inner = rng.integers(1, 256, size=(160, 160, 3), dtype=np.uint8)
+    x = network_input(inner, inner)
+    y0 = int(round(MOUTH_RECT[1] * 160))
+    assert np.all(x[3:, y0:, :] == 0)  # masked half: every column, down to the bottom edge
+    assert np.all(x[3:, :y0, :] > 0) and np.all(x[:3] > 0)  # the nose strip and the reference stay
+    m = paste_mask(168, 6)
+    row = m[BORDER + 100]
+    assert row[84] == 1.0 and row[BORDER] < 0.5 and row[-1 - BORDER] < 0.5  # the side strips stay mostly the template's
+
+
+def test_probe_loss_trains_the_audio_path_only() -> None:
+    """The auxiliary mouth-opening loss reaches the audio encoder through the tap, and nothing of the image path."""
+    from src.animation.lipsync_unet.model import UNetConfig, build_model, example_inputs
+    from src.animation.lipsync_unet.training import AudioTap, standardised
+
+    cfg = UNetConfig(size=160, width=8)
+    model = build_model(cfg)
+    tap = AudioTap(model)
+    probe = torch.nn.Linear(cfg.audio_dim, 1)
+    image, audio = example_inputs(cfg, batch=4)
+    model(image, audio)
+    assert tap.value is not None and tap.value.shape == (4, cfg.audio_dim)
+    target = torch.from_numpy(standardised(np.array([0.1, 0.5, 0.2, 0.9])))[:, None]
+    torch.nn.functional.mse_loss(probe(tap.value), target).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.audio.parameters())
+    assert all(p.grad is None for p in model.stem.parameters())
+    tap.close()
+    tap.value = None
+    model(image, audio)
+    assert tap.value is None  # closed: the hook is gone
+
+
+def test_masked_input_comes_from_a_neighbour_4_to_12_frames_away() -> None:
+    from src.animation.lipsync_unet.training import NEIGHBOUR, neighbours
+
+    rng = np.random.default_rng(3)
+    idx = np.repeat(np.arange(100), 20)
+    j = neighbours(idx, 100, rng)
+    gap = np.abs(j - idx)
+    assert j.min() >= 0 and j.max() <= 99
+    assert gap.min() == NEIGHBOUR[0] and gap.max() == NEIGHBOUR[1]
+    assert (j[idx == 0] > 0).all() and (j[idx == 99] < 99).all()  # mirrored at the ends
+    assert (j[idx == 50] < 50).any() and (j[idx == 50] > 50).any()  # both sides
+    assert np.array_equal(neighbours(np.arange(3), 3, rng), np.arange(3))  # too short: the frame itself

@@ -1,11 +1,21 @@
 """Train the lip-sync U-Net on one person's talking video. Tools only (imports torch).
 
 Data: the avatar template (frames with a face, crop boxes, mel windows). Each
-sample is (reference = a random closed-mouth frame's inner crop, masked = this
-frame's inner crop with the mouth blacked out, mel window) -> this frame's
-inner crop (SyncTalk_2D samples any frame as the reference; closed-mouth ones
-keep a briefly trained network from copying the reference's mouth). Loss: L1 over the crop plus a heavier L1
-on the mouth area. Resumable: `last.pt` holds model, optimizer and epoch.
+sample is (reference = a random closed-mouth frame's inner crop, masked = the
+inner crop of a frame 4-12 frames away with the mouth blacked out, mel window)
+-> this frame's inner crop. Closed-mouth references keep a briefly trained
+network from copying the reference's mouth (SyncTalk_2D samples any frame). The
+masked input comes from a neighbour because what stays visible of a frame (the
+nose, the crop's placement) still tells its own mouth opening (a ridge
+regression reads it at r = 0.44 from the nose strip); a neighbour 160-480 ms
+away has the same pose to within a pixel or two but an unrelated mouth (r = 0.10),
+so the mouth can only come from the audio. At run time the masked input is the
+frame itself. Loss: L1 over the crop plus a heavier L1 on the mouth area, plus an
+auxiliary loss that makes the audio vector predict the frame's measured mouth
+opening through a linear probe (training only, not exported): pixel losses alone
+teach the audio path slowly, and a few CPU minutes then fit the training
+sentences without learning the sounds. Resumable: `last.pt` holds model, probe,
+optimizer and epoch.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from src.errors import ModelError
 log = logging.getLogger(__name__)
 
 MOUTH_WEIGHT = 4.0
+AUX_WEIGHT = 0.2  # the mouth-opening probe's squared error, on standardised openings
+NEIGHBOUR = (4, 12)  # the masked input's frame: this many frames before or after the target (inclusive)
 LAST = "last.pt"
 
 
@@ -72,17 +84,48 @@ def make_batch(
     crops: np.ndarray, mels: np.ndarray, idx: np.ndarray, rng: np.random.Generator, ref_pool: np.ndarray,
     augment: bool = True,
 ) -> tuple[torch.Tensor, ...]:  # fmt: skip
-    """Reference: a random closed-mouth frame (any pose), so the mouth shape can only come from the audio."""
+    """Reference: a random closed-mouth frame (any pose); masked input: a neighbour of the target
+    (`neighbours`); so the mouth shape can only come from the audio."""
     refs = rng.choice(ref_pool, size=len(idx))
-    image = np.stack([network_input(crops[r], crops[i]) for i, r in zip(idx, refs, strict=True)])
+    masked = neighbours(idx, len(crops), rng)
+    image = np.stack([network_input(crops[r], crops[j]) for j, r in zip(masked, refs, strict=True)])
     target = crops[idx][..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     mel = augment_mels(mels[idx], rng) if augment else mels[idx]
     return torch.from_numpy(image), torch.from_numpy(np.ascontiguousarray(mel)), torch.from_numpy(np.ascontiguousarray(target))
 
 
+def neighbours(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """For each target frame, a frame NEIGHBOUR[0]..NEIGHBOUR[1] frames before or after it, inside 0..n-1
+    (mirrored to the other side at the ends; the target itself only when the video is too short)."""
+    idx = np.asarray(idx, np.int64)
+    off = rng.integers(NEIGHBOUR[0], NEIGHBOUR[1] + 1, size=len(idx)) * rng.choice([-1, 1], size=len(idx))
+    j = idx + off
+    j = np.where((j < 0) | (j >= n), idx - off, j)
+    return np.where((j < 0) | (j >= n), idx, j)
+
+
+def standardised(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, np.float32)
+    return (v - v.mean()) / max(float(v.std()), 1e-6)
+
+
 def loss_fn(pred: torch.Tensor, target: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     err = (pred - target).abs()
     return err.mean() + MOUTH_WEIGHT * (err * mouth).sum() / (mouth.sum() * pred.shape[0] * 3 + 1e-6)
+
+
+class AudioTap:
+    """Keeps the audio vector of the last forward pass (a forward hook: no second encoder pass)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.value: torch.Tensor | None = None
+        self._handle = model.audio.register_forward_hook(self._keep)
+
+    def _keep(self, _module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        self.value = output
+
+    def close(self) -> None:
+        self._handle.remove()
 
 
 def _progress(epoch: int, epochs: int, done: int, total: int, loss: float, t0: float) -> None:
@@ -137,7 +180,8 @@ def train_lipsync(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = build_model(cfg)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    probe = torch.nn.Linear(cfg.audio_dim, 1)
+    opt = torch.optim.Adam([*model.parameters(), *probe.parameters()], lr=lr)
     start_epoch = 0
     last = out / LAST
     if resume and last.is_file():
@@ -147,12 +191,15 @@ def train_lipsync(
                 f"checkpoint {last}: trained with {ckpt['unet']}, now asked for {cfg.to_dict()}; use another --out or the same size"
             )
         model.load_state_dict(ckpt["model"])
-        if "optimizer" in ckpt:
+        if "probe" in ckpt and "optimizer" in ckpt:
+            probe.load_state_dict(ckpt["probe"])
             opt.load_state_dict(ckpt["optimizer"])
         start_epoch = int(ckpt.get("epoch", 0))
         rng = np.random.default_rng(seed + start_epoch)
         log.info("resuming %s at epoch %d", last, start_epoch)
     mouth = torch.from_numpy(mouth_mask(size))[None, None]
+    opening = torch.from_numpy(standardised(template.mouth_open))[:, None]
+    tap = AudioTap(model)
     picks = np.linspace(0, len(crops) - 1, num=min(4, len(crops))).astype(int)
     report = TrainReport(checkpoint=last, epochs_done=start_epoch, frames=len(crops))
     deadline = t_start + max_minutes * 60.0 if max_minutes is not None else None
@@ -168,6 +215,8 @@ def train_lipsync(
                 break
             image, mel, target = make_batch(crops, mels, idx, rng, template.closed)
             loss = loss_fn(model(image, mel), target, mouth)
+            assert tap.value is not None
+            loss = loss + AUX_WEIGHT * torch.nn.functional.mse_loss(probe(tap.value), opening[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -182,10 +231,12 @@ def train_lipsync(
             report.losses.append(total / done)
             report.steps += done
         report.epochs_done = epoch + (0 if out_of_time else 1)
-        save_checkpoint(last, model, {"optimizer": opt.state_dict(), "epoch": report.epochs_done, "losses": report.losses})
+        save_checkpoint(last, model, {"optimizer": opt.state_dict(), "probe": probe.state_dict(), "epoch": report.epochs_done,
+                                      "losses": report.losses})  # fmt: skip
         report.previews.append(write_preview(out / f"preview_epoch{epoch + 1:03d}.png", model, crops, mels, picks,
                                              template.reference_index))
         if out_of_time or (deadline is not None and time.monotonic() > deadline):
             break
+    tap.close()
     report.seconds = time.monotonic() - t_start
     return report
