@@ -148,12 +148,12 @@ def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
         task = asyncio.run_coroutine_threadsafe(read_slowly(), loop)
         page = viewers.pages[0]
         puts_before = len(source.put_ms)
-        before = frames_decoded(page)
+        before, slow0 = frames_decoded(page), slow.frames
         page.wait_for_timeout(3000)
-        fps = (frames_decoded(page) - before) / 3.0
+        decoded, slow_frames = frames_decoded(page) - before, slow.frames - slow0
         task.cancel()
         assert out.viewer_count == 2
-    assert fps >= 20  # the healthy viewer keeps (near) the source's 30 fps, not the slow reader's ~3
+    assert decoded >= 3 * max(slow_frames, 1)  # the healthy viewer is not held to the slow reader's pace
     puts = source.put_ms[puts_before:]
     assert np.percentile(puts, 95) < 5 and max(puts) < 50  # handing a frame on never waits for a viewer
     assert slow.skipped >= 50 and slow.frames <= 15
@@ -179,14 +179,17 @@ def test_the_shared_encoder_encodes_once_and_a_slow_reader_resumes_on_keyframes(
                 await asyncio.sleep(0.3)
 
         task = asyncio.run_coroutine_threadsafe(read_slowly(), loop)
-        encoded0, produced0, keys0 = encoder.encoded, source.produced, encoder.keyframes
+        encoded0, produced0, keys0, slow0 = encoder.encoded, source.produced, encoder.keyframes, slow.frames
         before = [frames_decoded(p) for p in viewers.pages]
         viewers.pages[0].wait_for_timeout(3000)
-        fps = [(frames_decoded(p) - b) / 3.0 for p, b in zip(viewers.pages, before, strict=True)]
+        decoded = [frames_decoded(p) - b for p, b in zip(viewers.pages, before, strict=True)]
         encoded, produced, keys = encoder.encoded - encoded0, source.produced - produced0, encoder.keyframes - keys0
+        slow_frames = slow.frames - slow0
         task.cancel()
         loop.call_soon_threadsafe(slow.stop)
-    assert min(fps) >= 20  # the viewers are not held back by the slow reader (~3 fps) or its keyframe requests
+    # The viewers are not held back by the slow reader or its keyframe requests: each decodes several times
+    # what the slow reader (one packet per 0.3 s) gets, whatever this machine's speed.
+    assert min(decoded) >= 3 * max(slow_frames, 1)
     assert encoded <= produced + 2  # once per frame, not once per viewer (3 viewers here)
     assert keys <= 3 / 0.5 + 2  # requested keyframes are rate-limited
     assert keys_after_gap and all(keys_after_gap)  # after missing packets, a reader resumes on a keyframe
