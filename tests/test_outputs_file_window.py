@@ -171,7 +171,8 @@ def test_live_file_and_null_at_once(make_config, portrait_animator, tmp_path: Pa
     wall = time.monotonic() - t0
     snap = pipe.metrics.snapshot()
     assert snap["output:file"]["dropped"] == 0 and snap["output:null"]["dropped"] == 0
-    assert file_out.frames == null.frames == snap["animate"]["frames"] > 10
+    # Both outputs get the same frames; the one animated just as stop is called may not reach them.
+    assert file_out.frames == null.frames > 10 and snap["animate"]["frames"] - 1 <= file_out.frames <= snap["animate"]["frames"]
     info = _probe(p)
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
     assert info["frames"] == file_out.frames
