@@ -222,8 +222,8 @@ def test_a_microphone_that_dies_closes_the_mouth_warns_once_and_comes_back(
     thr = 0.1 * config.audio.mouth.max_open
     timeline: list[tuple[float, float, bool]] = []
     with caplog.at_level(logging.INFO, logger="src.audio.mic"):
+        t0 = time.monotonic()  # before start: the fake stream's death is timed from its creation inside start
         driver.start()
-        t0 = time.monotonic()
         try:
             while time.monotonic() - t0 < 6.5:
                 now = time.monotonic()
