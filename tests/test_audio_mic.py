@@ -18,6 +18,7 @@ from scripts.bench_audio import OnsetDetector, burst_signal, make_speech_with_pa
 from src.audio import AudioDriver, AudioInputError
 from src.audio import devices as audio_devices
 from src.audio.blocks import AudioBlock
+from src.audio.mic import RESYNC_S, MicCapture, StampTimeline
 from src.config import AppConfig, load_config
 from tests.audio_vmic import VirtualMic, VirtualMicUnavailable
 
@@ -184,6 +185,52 @@ class FakeInputStream:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(1.0)
+
+
+class JitteryInputStream(FakeInputStream):
+    """PortAudio's clock as a loaded machine reports it: each callback's buffer looks 0-25 ms old, at random."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rng = np.random.default_rng(7)
+
+    def _Time(self) -> Any:  # noqa: N802 - replaces the base class's constant clock
+        now = time.monotonic()
+        return type("T", (), {"currentTime": now, "inputBufferAdcTime": now - 0.010 - self._rng.uniform(0, 0.025)})()
+
+
+def test_block_stamps_never_go_backwards_when_the_callback_clock_jitters() -> None:
+    mono = (0.1 * np.sin(np.arange(48000) * 2 * np.pi * 220 / 48000)).astype(np.float32)
+    audio = np.stack([mono, mono], axis=1)
+    mic = MicCapture(stream_factory=lambda **kw: JitteryInputStream(audio, kw["callback"], kw["finished_callback"], None))
+    mic.start()
+    blocks: list[AudioBlock] = []
+    try:
+        t_end = time.monotonic() + 1.5
+        while time.monotonic() < t_end:
+            blocks.extend(mic.read(0.05))
+    finally:
+        mic.stop()
+    ts = np.array([b.capture_ts for b in blocks])
+    assert len(ts) >= 100
+    assert np.all(np.diff(ts) > 0), "a block is stamped before the one it follows"
+    # the timeline stays on the callbacks' clock: each stamp within the jitter of when its audio was captured
+    arrivals = np.array([b.arrivals[-1][1] for b in blocks])
+    assert np.all(ts < arrivals) and np.median(arrivals - ts) < 0.06
+    assert mic.stats()["stamp_resyncs"] == 0
+
+
+def test_stamp_timeline_smooths_jitter_and_restarts_after_a_gap() -> None:
+    rng = np.random.default_rng(3)
+    line = StampTimeline()
+    truth = 100.0 + 0.01 * np.arange(300)
+    noisy = truth + rng.uniform(0, 0.02, len(truth))  # callbacks late by up to 20 ms
+    out = np.array([line.stamp(o, 0.01) for o in noisy])
+    assert np.all(np.diff(out) > 0) and not np.all(np.diff(noisy) > 0)
+    assert np.abs(out[100:] - truth[100:] - 0.01).max() < 0.006  # follows the clock's mean offset, less its jitter
+    after_gap = line.stamp(out[-1] + 0.01 + 2 * RESYNC_S, 0.01)  # dropped audio: the stamp jumps with the clock
+    assert after_gap == pytest.approx(out[-1] + 0.01 + 2 * RESYNC_S) and line.resyncs == 1
+    assert line.stamp(after_gap - 1.0, 0.01) > after_gap  # never backwards, even for a wild reading
 
 
 class FlakyMicrophone:

@@ -27,6 +27,34 @@ StreamFactory = Callable[..., Any]  # (device=, samplerate=, channels=, blocksiz
 
 STALL_S = 1.0  # no callback for this long while running = the device is gone
 FIRST_CALLBACK_S = 5.0  # a new stream may take this long to deliver (PulseAudio takes ~2 s here)
+TRACK_GAIN = 0.02  # per block: the stamp timeline follows the callbacks' clock with a ~0.5 s time constant
+RESYNC_S = 0.2  # a stamp this far off the timeline (dropped audio, a reopened device) restarts it
+
+
+class StampTimeline:
+    """Capture stamps that never go backwards. Each callback's own timestamp jitters with scheduling
+    (a late wake-up makes its buffer look younger than the previous one's end), so block stamps run on
+    a timeline advancing by exactly the audio's duration and pulled gently toward the callbacks' clock;
+    a jump larger than RESYNC_S (a gap) restarts the timeline there, forward only."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.resyncs = 0
+
+    def stamp(self, observed: float, duration_s: float) -> float:
+        if self.last is None:
+            self.last = observed
+            return observed
+        expected = self.last + duration_s
+        err = observed - expected
+        if err > RESYNC_S:
+            self.resyncs += 1
+            ts = observed
+        else:
+            ts = expected + TRACK_GAIN * max(err, -RESYNC_S)
+        ts = max(ts, self.last + 0.5 * duration_s)
+        self.last = ts
+        return ts
 
 
 def _portaudio_stream(**kwargs: Any) -> Any:
@@ -74,6 +102,7 @@ class MicCapture:
         self._pending = np.zeros(0, np.float32)
         self._pending_m0 = 0  # output index of _pending[0]
         self._index = 0
+        self._timeline = StampTimeline()
         self.lost = False
         self.lost_reason = ""
         self.outages = 0
@@ -285,7 +314,7 @@ class MicCapture:
         pos0 = rs.input_position(m0)
         i0 = max(0, int(np.searchsorted(starts, pos0, side="right")) - 1)
         start, ts, _ = self._anchors[i0]
-        capture_ts = ts + (pos0 - start) / self.in_rate
+        capture_ts = self._timeline.stamp(ts + (pos0 - start) / self.in_rate, len(samples) / self.out_rate)
         # The newest input sample each output sample needs decides when it could first be computed.
         m = np.arange(m0, m0 + len(samples))
         needed = (m * rs.down) // rs.up
@@ -310,4 +339,5 @@ class MicCapture:
             "reopen_attempts": self.reopen_attempts,
             "lost": self.lost,
             "adc_to_callback_ms": round(float(np.median(offs)), 2) if offs else None,
+            "stamp_resyncs": self._timeline.resyncs,
         }
