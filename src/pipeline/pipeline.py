@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ONSET_OPEN_FRACTION = 0.1  # an audio mouth opening beyond this fraction of its range is an onset
 ONSET_POLL_S = 0.004  # how often a waiting tick looks for an onset
 MIN_ONSET_GAP_S = 0.012  # never two frames closer than this
+DRAIN_MARGIN_S = 0.25  # on stop, outputs drain their queues until this long before the stop deadline
 
 
 class MouthSource(Protocol):
@@ -178,7 +179,9 @@ class LivePipeline:
         self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper, features_at=features_at)
         route_model_timings(animator, self.metrics)
         self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
-        self.fanout = OutputFanout(outputs, self.metrics, self.stop_event, live=True, queue_size=config.output.queue_size)
+        # Outputs have their own stop: on stop they first write what the animate stage already made.
+        self._outputs_stop = threading.Event()
+        self.fanout = OutputFanout(outputs, self.metrics, self._outputs_stop, live=True, queue_size=config.output.queue_size)
         self.threads: list[StageThread] = []
         self.landmarks: LandmarkStage | None = None
         self.period = 1.0 / pc.fps
@@ -329,8 +332,19 @@ class LivePipeline:
         """Stop every thread; returns the names of any still alive after the timeout (none expected)."""
         self.stop_event.set()
         deadline = time.monotonic() + self.config.pipeline.stop_timeout_s
-        for t in self.threads + self.fanout.threads:
+        for t in self.threads:
             if t._thread.ident is not None:  # started
+                t.join(max(0.0, deadline - time.monotonic()))
+        # The producers have stopped: each output writes the frames already queued for it (the last
+        # frame animated before stop included), then ends; one still busy near the deadline is told to stop.
+        for buf in self.fanout.buffers:
+            buf.close()
+        for t in self.fanout.threads:
+            if t._thread.ident is not None:
+                t.join(max(0.0, deadline - DRAIN_MARGIN_S - time.monotonic()))
+        self._outputs_stop.set()
+        for t in self.fanout.threads:
+            if t._thread.ident is not None:
                 t.join(max(0.0, deadline - time.monotonic()))
         if self.capture is not None:
             self.capture.close()
