@@ -505,6 +505,23 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def default_json(args: argparse.Namespace) -> Path:
+    """One report file per kind of measurement (the names run_figures.sh gives them)."""
+    if args.lipsync:
+        name = "lipsync"
+    elif args.vowels:
+        name = "vowels"
+    elif args.auto_tune or args.unet:
+        name = "autotune" if args.auto_tune else "unet"
+    elif args.output:
+        name = f"webrtc_{args.viewers}" if args.output == "webrtc" else args.output
+    elif args.audio and args.audio_only:
+        name = "audio_latency" if args.audio == "mic" else "render_speed"
+    else:
+        name = "benchmark"
+    return ROOT / "out" / "bench" / f"{name}.json"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--driver", help="driver video or webcam[:N] (default: the shared clip at 640x480)")
@@ -512,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the paced (real-time) run")
     ap.add_argument("--frames", type=int, default=900, help="frames of the unpaced throughput run")
     ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--json", default=str(ROOT / "out" / "bench" / "benchmark.json"))
+    ap.add_argument("--json", help="where the report goes (default: out/bench/<what was measured>.json, the names "
+                                   "scripts/run_figures.sh uses, so a partial run never overwrites another figure's file)")
     ap.add_argument("--plot", default=str(ROOT / "out" / "bench" / "benchmark.png"))
     ap.add_argument("--reenactment", action="store_true", help="also measure self-reenactment and cross-identity figures")
     ap.add_argument("--audio", help="'mic': live audio latency through a PulseAudio virtual mic; a FILE (or 'speech'"
@@ -612,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
             report["reenactment"] = {"skipped": f"{SHARED_CLIP} absent"}
         else:
             report["reenactment"] = measure_reenactment(config, SHARED_CLIP, BENCH_DIR / "reenactment")
-    out = Path(args.json)
+    out = Path(args.json or default_json(args))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     if args.plot and not args.audio_only:
