@@ -31,6 +31,21 @@ if str(ROOT) not in sys.path:
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
+# -- isolation --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _virtual_camera_backends_restored() -> Iterator[None]:
+    """A test that registers a recording virtual-camera backend must not leave it for the next tests:
+    pyvirtualcam's registry is global, and `--output vcam` without a backend tries every registered one."""
+    import pyvirtualcam
+
+    saved = dict(pyvirtualcam.camera.BACKENDS)
+    yield
+    pyvirtualcam.camera.BACKENDS.clear()
+    pyvirtualcam.camera.BACKENDS.update(saved)
+
+
 # -- paths ------------------------------------------------------------------------------------------
 
 
