@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every figure in the README, one after another (about 45 minutes; run on an otherwise idle machine).
+# Every figure in the README, one after another (about 100 minutes; run on an otherwise idle machine).
 # Each writes out/bench/<name>.json; the README table quotes them with these commands.
 set -u
 cd "$(dirname "$0")/.."
@@ -22,4 +22,5 @@ run autotune       $B --auto-tune --json out/bench/autotune.json
 run drift_10min    $PY scripts/bench_audio.py --render-seconds 0 --latency-onsets 0 --drift-seconds 600 --json out/bench/drift_10min.json
 run benchmark_10min $B --duration 600 --skip unpaced --skip warp --skip landmarks --json out/bench/benchmark_10min.json --plot out/bench/benchmark_10min.png
 run train_figure   $PY scripts/bench_neural.py train-figure --minutes 20 --out out/bench/train_figure  # also out/bench/train_figure/figure.json
+run train_figure_live $PY scripts/bench_neural.py train-figure --minutes 20 --lipsync-method live --out out/bench/train_figure_live
 echo "done: out/bench/"

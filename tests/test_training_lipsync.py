@@ -174,3 +174,23 @@ def test_masked_input_comes_from_a_neighbour_4_to_12_frames_away() -> None:
     assert (j[idx == 0] > 0).all() and (j[idx == 99] < 99).all()  # mirrored at the ends
     assert (j[idx == 50] < 50).any() and (j[idx == 50] > 50).any()  # both sides
     assert np.array_equal(neighbours(np.arange(3), 3, rng), np.arange(3))  # too short: the frame itself
+
+
+def test_training_figure_renders_with_the_chosen_file_lip_sync(tmp_path: Path) -> None:
+    """`train-figure --lipsync-method`: the talking video comes from `main.py render` with that method."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("espeak-ng and sox are needed to make speech (Debian packages)")
+    spec = importlib.util.spec_from_file_location("bench_neural", ROOT / "scripts" / "bench_neural.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    audio = bench._espeak("Open wide, then shush.", tmp_path / "s.wav")
+    openings = {}
+    for method in ("phones", "live"):
+        video = tmp_path / method / "talking.mp4"
+        video.parent.mkdir()
+        renderer, _ = bench.render_talking_video(video, audio, 25.0, lipsync_method=method)
+        assert renderer == f"main.py render (meshwarp, audio.visemes.method={method})"
+        openings[method] = bench.mouth_openings(bench._read_frames(video))
+    a, b = openings["phones"], openings["live"]
+    assert len(a) == len(b) and np.nanmax(a) > np.nanmin(a) and np.nanmax(b) > np.nanmin(b)  # both talk
+    assert not np.allclose(a, b, equal_nan=True)  # differently: the method reached the renderer
