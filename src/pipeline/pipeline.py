@@ -43,6 +43,13 @@ MIN_ONSET_GAP_S = 0.012  # never two frames closer than this
 DRAIN_MARGIN_S = 0.25  # on stop, outputs drain their queues until this long before the stop deadline
 
 
+def _join_started(threads: list[StageThread], until: float) -> None:
+    """Join every started thread, giving up at monotonic time `until`."""
+    for t in threads:
+        if t.started:
+            t.join(max(0.0, until - time.monotonic()))
+
+
 class MouthSource(Protocol):
     """What the animate stage needs from an audio driver."""
 
@@ -332,23 +339,17 @@ class LivePipeline:
         """Stop every thread; returns the names of any still alive after the timeout (none expected)."""
         self.stop_event.set()
         deadline = time.monotonic() + self.config.pipeline.stop_timeout_s
-        for t in self.threads:
-            if t._thread.ident is not None:  # started
-                t.join(max(0.0, deadline - time.monotonic()))
+        _join_started(self.threads, deadline)
         # The producers have stopped: each output writes the frames already queued for it (the last
         # frame animated before stop included), then ends; one still busy near the deadline is told to stop.
         for buf in self.fanout.buffers:
             buf.close()
-        for t in self.fanout.threads:
-            if t._thread.ident is not None:
-                t.join(max(0.0, deadline - DRAIN_MARGIN_S - time.monotonic()))
+        _join_started(self.fanout.threads, deadline - DRAIN_MARGIN_S)
         self._outputs_stop.set()
-        for t in self.fanout.threads:
-            if t._thread.ident is not None:
-                t.join(max(0.0, deadline - time.monotonic()))
+        _join_started(self.fanout.threads, deadline)
         if self.capture is not None:
             self.capture.close()
-        if self._opened and not any(t._thread.ident for t in self.fanout.threads):
+        if self._opened and not any(t.started for t in self.fanout.threads):
             for out in self.fanout.outputs:  # opened but never started: close here
                 out.close()
         alive = [t.name for t in self.threads + self.fanout.threads if t.alive]

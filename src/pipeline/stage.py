@@ -76,6 +76,10 @@ class StageThread:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def _report(self, exc: Exception) -> None:
         self.metrics.count_error()
         kind = f"{type(exc).__name__}: {exc}"[:200]
