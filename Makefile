@@ -12,6 +12,8 @@ $(VENV)/.runtime-installed: requirements.txt
 	@scripts/setup_system.sh runtime
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
+	@# `src` importable from scripts/ and tools, as `pip install -e .` would make it (no sys.path patching per script)
+	$(PY) -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "puppetcam.pth").write_text(str(pathlib.Path.cwd()) + "\n")'
 	@touch $@
 
 setup-test: $(VENV)/.test-installed

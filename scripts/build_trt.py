@@ -16,10 +16,6 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 
 def missing_requirements() -> list[str]:
     """What this machine lacks for TensorRT (empty when everything is there)."""
@@ -55,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     from src.animation.onnx_session import BATCH, ModelSpec, OnnxModel, trt_environment, write_trt_metadata
-    from src.config import OnnxConfig, load_config
+    from src.core.config import OnnxConfig, load_config
 
     files = onnx_files(args.models)
     absent = [str(f) for f in files if not f.is_file()]

@@ -13,15 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from src.errors import UserError
+    from src.core.errors import UserError
 
     ap = argparse.ArgumentParser(description="Export the lip-sync U-Net to ONNX with a parity check.")
     src = ap.add_mutually_exclusive_group(required=True)
@@ -31,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output .onnx path")
     args = ap.parse_args(argv)
     try:
-        from src.animation.lipsync_unet.export import export_unet
+        from src.training.lipsync_unet.export import export_unet
 
         res = export_unet(args.out, None if args.random else args.checkpoint, size=args.size)
     except UserError as exc:

@@ -14,15 +14,10 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from src.errors import UserError
+    from src.core.errors import UserError
 
     ap = argparse.ArgumentParser(description="Train the lip-sync U-Net on a talking video.")
     ap.add_argument("--video", required=True, help="talking-head video with sound (one face visible)")
@@ -40,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import torch
 
-        from src.animation.lipsync_unet.training import train_lipsync
-        from src.config import load_config
+        from src.core.config import load_config
+        from src.training.lipsync_unet.training import train_lipsync
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
         cfg = load_config(args.config, args.set)

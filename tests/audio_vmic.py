@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from src.audio.devices import rescan_devices
+from src.audio.io.devices import rescan_devices
 
 _names = itertools.count()
 

@@ -96,7 +96,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def make_config(cache_dir: Path) -> Callable[..., object]:
     """make_config("pipeline.fps=15", ...) -> AppConfig with the tmp cache and 256 px output."""
-    from src.config import load_config
+    from src.core.config import load_config
 
     def make(*overrides: str, size: int = TEST_SIZE):
         return load_config(overrides=[f"cache.dir={cache_dir}", f"animation.output_size_px={size}", *overrides])

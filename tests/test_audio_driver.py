@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.bench_audio import burst_signal, write_wav
 from src.audio import AudioDriver, AudioInputError, PcmQueue, parse_audio_spec
-from src.audio.blocks import AudioBlock
-from src.audio.file_player import FilePlayer
-from src.config import AppConfig, load_config
-from src.frames import MouthShape
+from src.audio.io.blocks import AudioBlock
+from src.audio.io.file_player import FilePlayer
+from src.bench.audio import burst_signal, write_wav
+from src.core.config import AppConfig, load_config
+from src.core.frames import MouthShape
 
 SR = 16000
 
@@ -206,7 +206,7 @@ def test_a_stuck_pcm_consumer_never_blocks_the_audio(bursts: Path, config: AppCo
 
 
 def test_audible_playback_failing_is_a_single_warning(bursts: Path, config: AppConfig, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="src.audio.playback"):
+    with caplog.at_level(logging.WARNING, logger="src.audio.io.playback"):
         driver = AudioDriver(str(bursts), config, realtime=False, play_audio=True)
         driver.start()
         assert driver.ended.wait(10)

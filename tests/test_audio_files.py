@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from src.audio import AudioInputError, decode_audio, iter_audio_blocks, probe_audio
-from src.errors import UserError
+from src.core.errors import UserError
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("espeak-ng", "sox", "ffmpeg")), reason="needs espeak-ng, sox and ffmpeg"

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy.signal import butter, lfilter
 
-from scripts.bench_audio import PHRASES, make_speech_with_pauses, truth_regions, write_wav
 from src.audio import AudioDriver
-from src.audio.blocks import AudioBlock
-from src.config import AppConfig, load_config
+from src.audio.io.blocks import AudioBlock
+from src.bench.audio import PHRASES, make_speech_with_pauses, truth_regions, write_wav
+from src.core.config import AppConfig, load_config
 
 SR = 16000
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scripts.bench_audio import OnsetDetector, burst_signal, make_speech_with_pauses, measure_audio_latency, write_wav
 from src.audio import AudioDriver, AudioInputError
-from src.audio import devices as audio_devices
-from src.audio.blocks import AudioBlock
-from src.audio.mic import RESYNC_S, MicCapture, StampTimeline
-from src.config import AppConfig, load_config
+from src.audio.io import devices as audio_devices
+from src.audio.io.blocks import AudioBlock
+from src.audio.io.mic import RESYNC_S, MicCapture, StampTimeline
+from src.bench.audio import OnsetDetector, burst_signal, make_speech_with_pauses, measure_audio_latency, write_wav
+from src.core.config import AppConfig, load_config
 from tests.audio_vmic import VirtualMic, VirtualMicUnavailable
 
 
@@ -268,7 +268,7 @@ def test_a_microphone_that_dies_closes_the_mouth_warns_once_and_comes_back(
     driver = AudioDriver("mic", config, stream_factory=flaky)
     thr = 0.1 * config.audio.mouth.max_open
     timeline: list[tuple[float, float, bool]] = []
-    with caplog.at_level(logging.INFO, logger="src.audio.mic"):
+    with caplog.at_level(logging.INFO, logger="src.audio.io.mic"):
         t0 = time.monotonic()  # before start: the fake stream's death is timed from its creation inside start
         driver.start()
         try:
@@ -313,9 +313,9 @@ def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, c
     """The prompts drive a 'user' (espeak-ng vowels played into the virtual mic when asked)."""
     if shutil.which("espeak-ng") is None:
         pytest.skip("needs espeak-ng")
-    from scripts.make_vowel_templates import synth_vowel
     from src.audio import VowelTemplates, calibrate_voice
-    from src.audio.vowels import VOWELS
+    from src.audio.lipsync.vowels import VOWELS
+    from src.bench.vowel_templates import synth_vowel
 
     wavs = {v: synth_vowel(v, "en-us+f5", tmp_path / f"{v}.wav", hold=4) for v in VOWELS}
     prompts: list[str] = []
@@ -329,8 +329,8 @@ def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, c
     profile = VowelTemplates.load(out)
     assert sum(p.startswith("Now: ") for p in prompts) == 5
     assert profile.meta["calibrated"] and "microphone" in profile.source
-    from scripts.make_vowel_templates import steady_frames
     from src.audio import decode_audio
+    from src.bench.vowel_templates import steady_frames
 
     hits = total = 0
     for v in VOWELS:

@@ -12,10 +12,11 @@ import av
 import numpy as np
 import pytest
 
-from scripts.bench_audio import PHRASES, burst_signal, lip_sync_timing, make_speech_with_pauses, truth_regions, write_wav
-from src.audio import AudioFileMux, decode_audio, file_mouth_track
-from src.config import AppConfig, load_config
-from src.frames import MouthShape, RenderedFrame
+from src.audio import decode_audio, file_mouth_track
+from src.bench.audio import PHRASES, burst_signal, lip_sync_timing, make_speech_with_pauses, truth_regions, write_wav
+from src.core.config import AppConfig, load_config
+from src.core.frames import MouthShape, RenderedFrame
+from src.output.audio_mux import AudioFileMux
 from src.output.file_output import FileOutput
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
@@ -75,7 +76,7 @@ def test_non_speech_sound_falls_back_to_the_live_method_and_says_so_once(
     tmp_path: Path, config: AppConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write_wav(tmp_path / "bursts.wav", burst_signal(6, 16000), 16000)
-    with caplog.at_level(logging.WARNING, logger="src.audio.track"):
+    with caplog.at_level(logging.WARNING, logger="src.audio.lipsync.track"):
         track = file_mouth_track(path, 30.0, config)
     assert track.method == "live"
     warnings = [r for r in caplog.records if "live vowel method" in r.getMessage()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.audio.resample import StreamingResampler, downmix
+from src.audio.io.resample import StreamingResampler, downmix
 
 
 def _tones(rate: int, seconds: float = 1.0) -> np.ndarray:

@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.make_vowel_templates import (
+from src.app.calibrate_voice import add_calibrate_voice_parser, cmd_calibrate_voice
+from src.audio import VowelTemplates, calibrate_voice, load_templates
+from src.audio.lipsync.vowels import VOWELS
+from src.bench.vowel_templates import (
     BUILD_VOICES,
     DEFAULT_OUT,
     EVAL_VOICES,
@@ -22,11 +25,8 @@ from scripts.make_vowel_templates import (
     synth_phoneme,
     synth_vowel,
 )
-from src.audio import VowelTemplates, calibrate_voice, load_templates
-from src.audio.cli import add_calibrate_voice_parser, cmd_calibrate_voice
-from src.audio.vowels import VOWELS
-from src.config import AppConfig, load_config
-from src.errors import ConfigError, UserError
+from src.core.config import AppConfig, load_config
+from src.core.errors import ConfigError, UserError
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -94,7 +94,7 @@ def test_calibration_rejects_bad_input(tmp_path: Path, config: AppConfig) -> Non
     with pytest.raises(UserError, match="five"):
         calibrate_voice(config, wavs=[str(tmp_path / "a.wav")])
     silent = tmp_path / "silent.wav"
-    from scripts.bench_audio import write_wav
+    from src.bench.audio import write_wav
 
     write_wav(silent, np.zeros(16000, np.float32))
     with pytest.raises(UserError, match="steady voice for A"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from argparse import Namespace
 
-from scripts.benchmark import default_json
+from src.bench.benchmark import default_json
 
 
 def _args(**kw: object) -> Namespace:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from src.capture import ImageSource, VideoCaptureSource, list_cameras, open_capture, parse_driver, read_image
-from src.errors import CaptureError, UserError
+from src.core.errors import CaptureError, UserError
 
 
 def _read_all(src, limit: int = 10_000) -> list:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from src.config import DEFAULT_CONFIG_PATH, AppConfig, load_config, parse_override
-from src.errors import ConfigError, UserError
+from src.core.config import DEFAULT_CONFIG_PATH, AppConfig, load_config, parse_override
+from src.core.errors import ConfigError, UserError
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -10,8 +10,8 @@ import pytest
 from conftest import rotate_image
 
 from src.capture import FaceMotionExtractor, FaceTracker, OneEuroFilter, open_capture
-from src.capture.face_geometry import interocular, measure, rotation_to_euler
-from src.config import TrackingConfig
+from src.core.config import TrackingConfig
+from src.core.face_mesh import interocular, measure, rotation_to_euler
 from src.pipeline import LandmarkStage
 
 FPS = 30.0

@@ -10,9 +10,9 @@ import pytest
 
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
 from src.animation.fallback import FallbackAnimator
-from src.config import AppConfig
-from src.errors import ModelError, SourceImageError
-from src.frames import MotionState
+from src.core.config import AppConfig
+from src.core.errors import ModelError, SourceImageError
+from src.core.frames import MotionState
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAIT = ROOT / "assets" / "portrait.png"

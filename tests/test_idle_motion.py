@@ -8,9 +8,9 @@ from conftest import rotate_image
 
 from src.animation import IdleMotion, MotionMixer, blend_motion
 from src.capture import FaceMotionExtractor, FaceTracker
-from src.capture.face_geometry import euler_to_rotation, rotation_to_euler
-from src.config import IdleConfig
-from src.frames import MotionState, RenderedFrame
+from src.core.config import IdleConfig
+from src.core.face_mesh import euler_to_rotation, rotation_to_euler
+from src.core.frames import MotionState, RenderedFrame
 from src.output.base import Output
 from src.pipeline import render
 

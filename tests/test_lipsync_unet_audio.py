@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from src.animation.lipsync_unet.audio_windows import MelWindowStream, mel_windows, window_loudness_db
-from src.audio.mel import wav2lip_mel
+from src.audio.lipsync.mel import wav2lip_mel
 
 ROOT = Path(__file__).resolve().parent.parent
 

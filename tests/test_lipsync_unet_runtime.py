@@ -19,9 +19,9 @@ from src.animation.base import ANIMATORS, AnimationInput
 from src.animation.lipsync_unet import AvatarTemplate, LipsyncUNetAnimator, TemplateError, mel_windows, prepare_template
 from src.animation.lipsync_unet.geometry import BORDER, paste_mask
 from src.animation.liveportrait.crop import fit_square
-from src.config import AppConfig
-from src.errors import ModelError, UserError
-from src.frames import MotionState
+from src.core.config import AppConfig
+from src.core.errors import ModelError, UserError
+from src.core.frames import MotionState
 
 torch = pytest.importorskip("torch", reason="torch (requirements-train.txt) is needed to export the test U-Net")
 
@@ -58,7 +58,7 @@ def talking_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def unet160(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from src.animation.lipsync_unet.export import export_unet
+    from src.training.lipsync_unet.export import export_unet
 
     out = tmp_path_factory.mktemp("unet") / "unet160.onnx"
     res = export_unet(out, None, size=160)
@@ -206,7 +206,7 @@ def test_batch_equals_single_frames_in_order(tmp_path: Path, unet160: Path, talk
 
 def test_external_audio_encoder_shapes_checked(tmp_path: Path, talking_video: Path) -> None:
     """A user-supplied mel -> feature encoder feeds a U-Net built for features."""
-    from src.animation.lipsync_unet.export import parity, random_model, to_onnx_bytes
+    from src.training.lipsync_unet.export import parity, random_model, to_onnx_bytes
 
     unet = random_model(160, audio_feature_dim=32)
     data = to_onnx_bytes(unet)
@@ -237,8 +237,8 @@ def test_external_audio_encoder_shapes_checked(tmp_path: Path, talking_video: Pa
 def test_export_parity_and_dynamic_batch(tmp_path: Path, size: int) -> None:
     import onnxruntime as ort
 
-    from src.animation.lipsync_unet.export import export_unet, random_model
-    from src.animation.lipsync_unet.model import example_inputs
+    from src.training.lipsync_unet.export import export_unet, random_model
+    from src.training.lipsync_unet.model import example_inputs
 
     res = export_unet(tmp_path / f"u{size}.onnx", None, size=size)
     assert res["max_abs_diff"] <= 1e-4
@@ -260,8 +260,8 @@ class Payload:
 
 
 def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
-    from src.animation.lipsync_unet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-    from src.animation.lipsync_unet.export import random_model
+    from src.training.lipsync_unet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+    from src.training.lipsync_unet.export import random_model
 
     good = tmp_path / "good.pt"
     save_checkpoint(good, random_model(160), {"epoch": 3})

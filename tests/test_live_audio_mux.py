@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from src.frames import RenderedFrame
+from src.core.frames import RenderedFrame
 from src.output import FileOutput
 
 RATE = 16000
@@ -23,6 +23,9 @@ class PcmFeed:
 
     def add_pcm_listener(self, cb: Callable[[float, np.ndarray], None]) -> None:
         self.listeners.append(cb)
+
+    def remove_pcm_listener(self, cb: Callable[[float, np.ndarray], None]) -> None:
+        self.listeners.remove(cb)
 
     def push(self, ts: float, samples: np.ndarray) -> None:
         for cb in self.listeners:

@@ -18,9 +18,9 @@ from scipy.special import softmax
 from src.animation.base import ANIMATORS, AnimationInput
 from src.animation.liveportrait import LivePortraitAnimator
 from src.animation.liveportrait.crop import crop_image, crop_matrix, fit_square, paste_back, paste_mask
-from src.config import AppConfig
-from src.errors import ModelError
-from src.frames import FaceObservation, MotionState, VideoFrame
+from src.core.config import AppConfig
+from src.core.errors import ModelError
+from src.core.frames import FaceObservation, MotionState, VideoFrame
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTRAIT = ROOT / "assets" / "portrait.png"
@@ -172,7 +172,7 @@ def test_idle_neutral_keeps_source_keypoints_and_rotation_matches_reference(tmp_
 
 
 def test_idle_eyes_and_audio_mouth_use_retargeting(tmp_path: Path, model_dir: Path) -> None:
-    from src.frames import MouthShape
+    from src.core.frames import MouthShape
 
     anim = ready(make_config(tmp_path, model_dir, stitching=False))
     base = anim.driving_keypoints([idle(0)])[0]

@@ -8,7 +8,7 @@ from scipy.special import softmax
 
 from src.animation.liveportrait import keypoints as kpm
 from src.animation.liveportrait.animator import LivePortraitAnimator
-from src.config import AppConfig
+from src.core.config import AppConfig
 
 
 def random_info(rng: np.random.Generator, b: int = 1) -> kpm.KpInfo:

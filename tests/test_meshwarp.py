@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from src.animation import AnimationInput, create_animator, prepare_meshwarp_source
-from src.animation.avatar import AvatarCache, file_hash
+from src.animation.meshwarp.avatar import AvatarCache, file_hash
 from src.capture import FaceTracker
-from src.capture.face_geometry import (
+from src.core.face_mesh import (
     INNER_MOUTH_RING,
     LEFT_EYE_RING,
     LIPS_LOWER_OUTER,
@@ -22,7 +22,7 @@ from src.capture.face_geometry import (
     measure,
     similarity_transform,
 )
-from src.frames import MotionState, MouthShape
+from src.core.frames import MotionState, MouthShape
 
 NOSE, LEFT_CHEEK, RIGHT_CHEEK = 1, 234, 454
 

@@ -9,7 +9,7 @@ import numpy as np
 import yaml
 
 from src.animation.base import AnimationInput, BaseAnimationModel
-from src.config import AppConfig
+from src.core.config import AppConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

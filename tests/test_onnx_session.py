@@ -20,8 +20,8 @@ from src.animation.onnx_session import (
     select_providers,
     write_trt_metadata,
 )
-from src.config import OnnxConfig
-from src.errors import ModelError
+from src.core.config import OnnxConfig
+from src.core.errors import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = OnnxConfig(provider="cpu", warmup_runs=1)

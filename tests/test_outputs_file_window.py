@@ -11,8 +11,8 @@ import av
 import numpy as np
 import pytest
 
-from src.errors import OutputError, UserError
-from src.frames import RenderedFrame
+from src.core.errors import OutputError, UserError
+from src.core.frames import RenderedFrame
 from src.output import OUTPUTS, FileOutput, NullOutput, WindowOutput, create_output, parse_output_spec
 from src.pipeline import LivePipeline
 
@@ -228,7 +228,7 @@ WINDOW_SCRIPT = r"""
 import json, os, subprocess, sys, threading
 import numpy as np
 sys.path.insert(0, os.getcwd())
-from src.frames import RenderedFrame
+from src.core.frames import RenderedFrame
 from src.output import WindowOutput
 
 def state(title):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.reenactment_metrics import aligned_error_iod, landmarks_series, pearson, reenactment_metrics, series_metrics
-from src.capture.face_geometry import euler_to_rotation
+from src.bench.reenactment import aligned_error_iod, landmarks_series, pearson, reenactment_metrics, series_metrics
+from src.core.face_mesh import euler_to_rotation
 
 
 @pytest.fixture(scope="module")

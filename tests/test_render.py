@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from src.capture import open_capture
-from src.frames import RenderedFrame
+from src.core.frames import RenderedFrame
 from src.output import FileOutput, NullOutput
 from src.output.base import Output
 from src.pipeline import render

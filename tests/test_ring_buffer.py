@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from src.pipeline.ring_buffer import BufferClosed, RingBuffer
+from src.core.runtime.ring_buffer import BufferClosed, RingBuffer
 
 
 def test_bad_arguments() -> None:

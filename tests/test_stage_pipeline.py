@@ -12,12 +12,13 @@ import pytest
 
 from src.animation.base import AnimationInput, BaseAnimationModel
 from src.capture import CaptureSource, open_capture
-from src.frames import RenderedFrame, VideoFrame
+from src.core.frames import RenderedFrame, VideoFrame
+from src.core.runtime import StageThread
+from src.core.runtime.metrics import StageMetrics
+from src.core.runtime.ring_buffer import RingBuffer
+from src.core.runtime.stage import EndOfStream
 from src.output.base import Output
-from src.pipeline import LivePipeline, StageThread
-from src.pipeline.metrics import StageMetrics
-from src.pipeline.ring_buffer import RingBuffer
-from src.pipeline.stage import EndOfStream
+from src.pipeline import LivePipeline
 
 OUR_THREADS = {"capture", "landmarks", "animate"}
 
@@ -435,7 +436,7 @@ def test_frames_without_a_face_go_to_idle(make_config, portrait_animator, noface
 
 
 def test_an_output_that_cannot_open_closes_the_others(make_config) -> None:
-    from src.errors import OutputError
+    from src.core.errors import OutputError
 
     class Broken(Recorder):
         def open(self, width: int, height: int, fps: float) -> None:
@@ -477,7 +478,7 @@ class StepMouth:
         self.open_at = open_at
 
     def mouth_at(self, t: float):
-        from src.frames import MouthShape
+        from src.core.frames import MouthShape
 
         return MouthShape(open=0.3 if t >= self.open_at else 0.0)
 

@@ -148,7 +148,7 @@ def test_survives_video_codecs(codec: str, bitrate: int, scale: int | None) -> N
 
 
 def _chromium_missing() -> str | None:
-    from scripts.bench_outputs import chromium_missing
+    from src.bench.outputs import chromium_missing
 
     return chromium_missing()
 
@@ -157,7 +157,7 @@ def _chromium_missing() -> str | None:
 def test_javascript_decoder_agrees_with_python() -> None:
     from playwright.sync_api import sync_playwright
 
-    from scripts.bench_outputs import CHROMIUM, CHROMIUM_ARGS
+    from src.bench.outputs import CHROMIUM, CHROMIUM_ARGS
 
     js = (ROOT / "src" / "output" / "webrtc" / "static" / "stamp.js").read_text()
     cases = []

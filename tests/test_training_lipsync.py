@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import ffmpeg
 
-from src.config import AppConfig
+from src.core.config import AppConfig
 
 torch = pytest.importorskip("torch", reason="torch (requirements-train.txt) is needed for training")
 
@@ -40,9 +40,9 @@ def talking_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_train_checkpoint_preview_resume_export(tmp_path: Path, talking_video: Path) -> None:
-    from src.animation.lipsync_unet.checkpoint import load_checkpoint
-    from src.animation.lipsync_unet.export import export_unet
-    from src.animation.lipsync_unet.training import train_lipsync
+    from src.training.lipsync_unet.checkpoint import load_checkpoint
+    from src.training.lipsync_unet.export import export_unet
+    from src.training.lipsync_unet.training import train_lipsync
 
     cfg = AppConfig()
     cfg.cache.dir = str(tmp_path / "cache")
@@ -64,7 +64,7 @@ def test_train_checkpoint_preview_resume_export(tmp_path: Path, talking_video: P
 
 
 def test_training_improves_the_loss(tmp_path: Path, talking_video: Path) -> None:
-    from src.animation.lipsync_unet.training import train_lipsync
+    from src.training.lipsync_unet.training import train_lipsync
 
     cfg = AppConfig()
     cfg.cache.dir = str(tmp_path / "cache")
@@ -73,8 +73,8 @@ def test_training_improves_the_loss(tmp_path: Path, talking_video: Path) -> None
 
 
 def test_time_limit_stops_mid_epoch_and_resume_redoes_it(tmp_path: Path, talking_video: Path) -> None:
-    from src.animation.lipsync_unet.checkpoint import load_checkpoint
-    from src.animation.lipsync_unet.training import train_lipsync
+    from src.training.lipsync_unet.checkpoint import load_checkpoint
+    from src.training.lipsync_unet.training import train_lipsync
 
     cfg = AppConfig()
     cfg.cache.dir = str(tmp_path / "cache")
@@ -112,7 +112,7 @@ class Evil:
 
 
 def test_mel_augmentation_varies_level_and_bands_within_range() -> None:
-    from src.animation.lipsync_unet.training import augment_mels
+    from src.training.lipsync_unet.training import augment_mels
 
     rng = np.random.default_rng(1)
     mel = np.clip(rng.normal(-1.0, 1.5, size=(64, 1, 80, 16)), -4, 4).astype(np.float32)
@@ -142,8 +142,8 @@ def test_network_input_hides_everything_below_the_nostrils_edge_to_edge() -> Non
 
 def test_probe_loss_trains_the_audio_path_only() -> None:
     """The auxiliary mouth-opening loss reaches the audio encoder through the tap, and nothing of the image path."""
-    from src.animation.lipsync_unet.model import UNetConfig, build_model, example_inputs
-    from src.animation.lipsync_unet.training import AudioTap, standardised
+    from src.training.lipsync_unet.model import UNetConfig, build_model, example_inputs
+    from src.training.lipsync_unet.training import AudioTap, standardised
 
     cfg = UNetConfig(size=160, width=8)
     model = build_model(cfg)
@@ -163,7 +163,7 @@ def test_probe_loss_trains_the_audio_path_only() -> None:
 
 
 def test_masked_input_comes_from_a_neighbour_4_to_12_frames_away() -> None:
-    from src.animation.lipsync_unet.training import NEIGHBOUR, neighbours
+    from src.training.lipsync_unet.training import NEIGHBOUR, neighbours
 
     rng = np.random.default_rng(3)
     idx = np.repeat(np.arange(100), 20)

@@ -9,18 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts.bench_outputs import SyntheticFrameSource, bench_vcam
-from src.config import AppConfig, load_config
-from src.errors import OutputError, UserError
-from src.frames import RenderedFrame
+from src.app.devices import describe_vcam_backends
+from src.bench.outputs import SyntheticFrameSource, bench_vcam
+from src.bench.recording_vcam import RecordingVcamBackend, register_recording_backend
+from src.core.config import AppConfig, load_config
+from src.core.errors import OutputError, UserError
+from src.core.frames import RenderedFrame
 from src.output import OUTPUTS, create_output
-from src.output.vcam import (
-    RecordingVcamBackend,
-    VirtualCameraOutput,
-    describe_vcam_backends,
-    no_camera_error,
-    register_recording_backend,
-)
+from src.output.vcam import VirtualCameraOutput, no_camera_error
 
 HAS_LOOPBACK = any(Path("/sys/devices/virtual/video4linux").glob("video*"))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial import Delaunay
 
-from src.animation.warp import PiecewiseAffineWarper
+from src.animation.meshwarp.warp import PiecewiseAffineWarper
 
 SIZE = 256
 

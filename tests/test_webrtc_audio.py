@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from scripts.bench_outputs import ChromiumViewers, SyntheticFrameSource, chromium_missing
-from src.config import load_config
+from src.bench.outputs import ChromiumViewers, SyntheticFrameSource, chromium_missing
+from src.core.config import load_config
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.tracks import AudioFanIn
 

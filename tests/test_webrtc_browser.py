@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from scripts.bench_outputs import ChromiumViewers, SyntheticFrameSource, bench_churn, bench_webrtc, chromium_missing
-from src.config import load_config
+from src.bench.outputs import ChromiumViewers, SyntheticFrameSource, bench_churn, bench_webrtc, chromium_missing
+from src.core.config import load_config
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.shared_encoder import SharedPacketTrack
 from src.output.webrtc.tracks import HubVideoTrack

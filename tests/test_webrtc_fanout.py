@@ -13,12 +13,13 @@ from pathlib import Path
 import av
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from scripts.bench_outputs import SyntheticFrameSource
-from src.config import load_config
-from src.frames import RenderedFrame
+from src.bench.outputs import SyntheticFrameSource
+from src.bench.recording_vcam import register_recording_backend
+from src.core.config import load_config
+from src.core.frames import RenderedFrame
 from src.output import FileOutput, NullOutput, Output
 from src.output.timestamp_code import read_stamp, wall_ms_now
-from src.output.vcam import VirtualCameraOutput, register_recording_backend
+from src.output.vcam import VirtualCameraOutput
 from src.output.webrtc import WebRTCOutput
 
 

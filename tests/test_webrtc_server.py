@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from src.config import AppConfig, load_config
-from src.errors import OutputError
-from src.frames import RenderedFrame
+from src.core.config import AppConfig, load_config
+from src.core.errors import OutputError
+from src.core.frames import RenderedFrame
+from src.core.runtime.metrics import PipelineMetrics
 from src.output import OUTPUTS, PipelineControls, create_output
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.auth import is_loopback, parse_host_port
 from src.output.webrtc.server import answer_video_codec
-from src.pipeline.metrics import PipelineMetrics
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from src.config import AppConfig
-from src.frames import FaceObservation, MotionState, MouthShape, VideoFrame
-from src.registry import Registry
+from src.core.config import AppConfig
+from src.core.frames import FaceObservation, MotionState, MouthShape, VideoFrame
+from src.core.registry import Registry
 
 
 @dataclass(slots=True)

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
-from src.config import AppConfig
-from src.errors import UserError
+from src.core.config import AppConfig
+from src.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class FallbackAnimator(BaseAnimationModel):
                 self.primary.preprocess_source_image(image_path)
                 return
             except Exception as exc:  # noqa: BLE001
-                from src.errors import SourceImageError
+                from src.core.errors import SourceImageError
 
                 if isinstance(exc, SourceImageError):
                     raise  # the portrait itself is bad: no animator can use it

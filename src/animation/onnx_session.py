@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from src.config import OnnxConfig
-from src.errors import ModelError
+from src.core.config import OnnxConfig
+from src.core.errors import ModelError
 
 log = logging.getLogger(__name__)
 

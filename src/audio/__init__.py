@@ -1,26 +1,27 @@
 """Voice-driven lip sync: microphone or file in, mouth shapes out.
 
 Live:    AudioDriver("mic" | "mic:DEVICE" | path, config) -> start(), mouth_at(t), stop()
-Render:  file_mouth_track(path, fps, config) -> MouthTrack;  AudioFileMux(path) for FileOutput.audio
+Render:  file_mouth_track(path, fps, config) -> MouthTrack;  src.output.audio_mux.AudioFileMux(path) for FileOutput.audio
 Audio:   iter_audio_blocks(path), decode_audio(path) (16 kHz mono float32)
-Voice:   calibrate_voice(config, ...); CLI pieces in src.audio.cli
+Voice:   calibrate_voice(config, ...); CLI pieces in src.app.calibrate_voice
 """
 
-from src.audio.blocks import AudioBlock, AudioInputError
-from src.audio.calibrate import calibrate_voice
-from src.audio.driver import AudioDriver, PcmQueue, parse_audio_spec
-from src.audio.file_source import decode_audio, iter_audio_blocks, probe_audio
-from src.audio.mux import AudioFileMux
-from src.audio.track import MouthTrack, file_mouth_track
-from src.audio.vowels import VowelTemplates, load_templates
+from src.audio.driver import AudioDriver, parse_audio_spec
+from src.audio.io.blocks import AudioBlock, AudioInputError
+from src.audio.io.file_source import decode_audio, iter_audio_blocks, probe_audio
+from src.audio.lipsync.calibrate import calibrate_voice
+from src.audio.lipsync.track import MouthTrack, file_mouth_track
+from src.audio.lipsync.vowels import VowelTemplates, load_templates
+from src.audio.pcm import PcmListener, PcmQueue, PcmSource
 
 __all__ = [
     "AudioBlock",
     "AudioDriver",
-    "AudioFileMux",
     "AudioInputError",
     "MouthTrack",
+    "PcmListener",
     "PcmQueue",
+    "PcmSource",
     "VowelTemplates",
     "calibrate_voice",
     "decode_audio",

@@ -22,22 +22,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from src.audio.analysis import FrameAnalyzer
-from src.audio.blocks import AudioBlock, AudioInputError
-from src.audio.file_player import Clock, FilePlayer, MonotonicClock
-from src.audio.mic import MicCapture, StreamFactory
-from src.audio.mouth import LiveMouth, MouthHistory
-from src.audio.playback import AudioPlayback
-from src.audio.vowels import VowelTemplates, load_templates
-from src.config import AppConfig
-from src.frames import MouthShape
-from src.pipeline.metrics import percentiles
+from src.audio.io.blocks import AudioBlock, AudioInputError
+from src.audio.io.file_player import Clock, FilePlayer, MonotonicClock
+from src.audio.io.mic import MicCapture, StreamFactory
+from src.audio.io.playback import AudioPlayback
+from src.audio.lipsync.analysis import FrameAnalyzer
+from src.audio.lipsync.mouth import LiveMouth, MouthHistory
+from src.audio.lipsync.vowels import VowelTemplates, load_templates
+from src.audio.pcm import PcmListener
+from src.core.config import AppConfig
+from src.core.frames import MouthShape
+from src.core.runtime.metrics import percentiles
 
 log = logging.getLogger(__name__)
 
-PcmListener = Callable[[float, np.ndarray], None]
 BlockListener = Callable[[AudioBlock], None]
 
 
@@ -50,36 +48,6 @@ def parse_audio_spec(spec: str) -> tuple[str, str | None]:
     if head.lower() == "mic":
         return "mic", (rest.strip() or None) if sep else None
     return "file", text
-
-
-class PcmQueue:
-    """A non-blocking receiver for `add_pcm_listener`: keeps the newest `max_s` of audio, drops
-    (and counts) the oldest; a consumer (e.g. a WebRTC track) reads at its own pace."""
-
-    def __init__(self, max_s: float = 1.0, sample_rate_hz: int = 16000) -> None:
-        self._items: deque[tuple[float, np.ndarray]] = deque()
-        self._max = max(1, int(max_s * sample_rate_hz))
-        self._queued = 0
-        self._cond = threading.Condition()
-        self.dropped_samples = 0
-
-    def __call__(self, capture_ts: float, samples: np.ndarray) -> None:
-        with self._cond:
-            self._items.append((capture_ts, samples))
-            self._queued += len(samples)
-            while self._queued > self._max and len(self._items) > 1:
-                _, old = self._items.popleft()
-                self._queued -= len(old)
-                self.dropped_samples += len(old)
-            self._cond.notify()
-
-    def get(self, timeout: float | None = None) -> tuple[float, np.ndarray] | None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: bool(self._items), timeout):
-                return None
-            ts, x = self._items.popleft()
-            self._queued -= len(x)
-            return ts, x
 
 
 class AudioDriver:

@@ -11,7 +11,9 @@ import threading
 
 import numpy as np
 
-from src.capture.face_geometry import (
+from src.capture.one_euro import OneEuroFilter
+from src.core.config import TrackingConfig
+from src.core.face_mesh import (
     LEFT_BROW,
     LEFT_EYE_CORNERS,
     LEFT_EYE_LOWER,
@@ -26,9 +28,7 @@ from src.capture.face_geometry import (
     interocular,
     similarity_transform,
 )
-from src.capture.one_euro import OneEuroFilter
-from src.config import TrackingConfig
-from src.frames import FaceObservation, MotionState, MouthShape
+from src.core.frames import FaceObservation, MotionState, MouthShape
 
 
 def _lid_gap(local: np.ndarray, upper: list[int], lower: list[int], corners: tuple[int, int]) -> float:

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from src.capture.quiet import quiet_stderr
-from src.config import TrackingConfig
-from src.frames import FaceObservation
+from src.core.config import TrackingConfig
+from src.core.frames import FaceObservation
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep MediaPipe's C++ logging quiet
 log = logging.getLogger(__name__)

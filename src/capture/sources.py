@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from src.capture.quiet import quiet_stderr
-from src.config import AppConfig
-from src.errors import CaptureError
-from src.frames import VideoFrame
-from src.pipeline.pacing import Pacer
+from src.core.config import AppConfig
+from src.core.errors import CaptureError
+from src.core.frames import VideoFrame
+from src.core.runtime.pacing import Pacer
 
 log = logging.getLogger(__name__)
 cv2.setLogLevel(2)  # errors only (LOG_LEVEL_ERROR): probing cameras must not spam stderr

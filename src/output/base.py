@@ -12,23 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from src.config import AppConfig
-from src.errors import OutputError
-from src.frames import RenderedFrame
-from src.pipeline.metrics import PipelineMetrics
-from src.registry import Registry
+from src.audio.pcm import PcmSource
+from src.core.config import AppConfig
+from src.core.errors import OutputError
+from src.core.frames import RenderedFrame
+from src.core.registry import Registry
+from src.core.runtime.metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
-
-
-def detach_pcm_listener(source: object, callback: Callable[..., None]) -> None:
-    """Best effort at shutdown: `source.remove_pcm_listener(callback)` when the source offers it."""
-    remove = getattr(source, "remove_pcm_listener", None)
-    if callable(remove):
-        try:
-            remove(callback)
-        except Exception:  # noqa: BLE001 - a failing source must not stop an output from closing
-            log.debug("remove_pcm_listener failed", exc_info=True)
 
 
 @dataclass
@@ -53,6 +44,8 @@ class Output(ABC):
     #: True if the output runs in real time and should get the newest frame only
     #: (a slow viewer skips frames); False if it must receive every frame (a file).
     realtime: bool = True
+    #: True if the output carries the driving audio too (`attach_audio`): a file, a browser page.
+    accepts_audio: bool = False
 
     @abstractmethod
     def open(self, width: int, height: int, fps: float) -> None:
@@ -67,6 +60,10 @@ class Output(ABC):
 
     def bind_controls(self, controls: PipelineControls) -> None:  # noqa: B027 - optional hook
         """Outputs with user input (a window) get the pipeline's controls here."""
+
+    def attach_audio(self, source: PcmSource) -> None:
+        """Carry `source`'s audio beside the frames; only outputs with `accepts_audio` implement it."""
+        raise NotImplementedError(f"output {self.name} does not carry audio")
 
 
 OutputFactory = Callable[[str | None, AppConfig], Output]

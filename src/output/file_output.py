@@ -9,9 +9,10 @@ from pathlib import Path
 
 import av
 
-from src.config import AppConfig, FileOutputConfig
-from src.errors import OutputError
-from src.frames import RenderedFrame
+from src.core.config import AppConfig, FileOutputConfig
+from src.core.errors import OutputError
+from src.core.frames import RenderedFrame
+from src.output.audio_mux import AudioMuxSource, LivePcmMux
 from src.output.base import OUTPUTS, Output
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class FileOutput(Output):
 
     name = "file"
     realtime = False
+    accepts_audio = True
 
     def __init__(self, arg: str | None, config: AppConfig | None = None) -> None:
         if not arg:
@@ -57,7 +59,6 @@ class FileOutput(Output):
 
     def attach_audio(self, source: object) -> None:
         """Live: mux the driving audio (a PcmSource: microphone or a file playing) beside the video."""
-        from src.output.live_audio_mux import LivePcmMux
 
         self.audio = LivePcmMux(source, lambda: self._t0)
 
@@ -127,19 +128,6 @@ class FileOutput(Output):
             self._container.close()
             self._container = None
             log.info("wrote %d frames to %s", self.frames, self.path)
-
-
-class AudioMuxSource:
-    """Interface for an audio track muxed beside the video (implemented by src.audio)."""
-
-    def open(self, container: av.container.OutputContainer) -> None:
-        raise NotImplementedError
-
-    def mux_until(self, container: av.container.OutputContainer, t: Fraction) -> None:
-        raise NotImplementedError
-
-    def finish(self, container: av.container.OutputContainer) -> None:
-        raise NotImplementedError
 
 
 OUTPUTS.register("file", FileOutput)

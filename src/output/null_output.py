@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from src.config import AppConfig
-from src.frames import RenderedFrame
+from src.core.config import AppConfig
+from src.core.frames import RenderedFrame
 from src.output.base import OUTPUTS, Output
 
 

@@ -10,23 +10,19 @@ is thinned to the camera's rate. Nothing here ever blocks the pipeline.
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pyvirtualcam
 
-from src.config import AppConfig, VcamOutputConfig
-from src.errors import OutputError
-from src.frames import RenderedFrame
+from src.core.config import AppConfig, VcamOutputConfig
+from src.core.errors import OutputError
+from src.core.frames import RenderedFrame
 from src.output.base import OUTPUTS, Output
-from src.output.timestamp_code import read_stamp, wall_ms_now
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +65,7 @@ def no_camera_error(system: str | None = None) -> OutputError:
     return OutputError(f"--output vcam: no virtual camera found; {platform_hint(system)}")
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
@@ -102,7 +98,7 @@ def open_camera(
         try:
             return pyvirtualcam.Camera(width, height, fps, fmt=fmt, device=device, backend=backend)
         except (RuntimeError, ValueError, TypeError, OSError) as exc:
-            reasons.append(_one_line(str(exc)))
+            reasons.append(one_line(str(exc)))
     text = reasons[0] if len(set(reasons)) == 1 else "; ".join(f"{f}: {r}" for f, r in zip(formats, reasons, strict=True))
     if device is None and all(any(m in r.lower() for m in _NO_DEVICE_MARKERS) for r in reasons):
         raise no_camera_error()
@@ -235,131 +231,3 @@ class VirtualCameraOutput(Output):
 
 
 OUTPUTS.register("vcam", VirtualCameraOutput)
-
-
-# --- `python main.py devices` -------------------------------------------------------------------
-
-_PLATFORM_BACKENDS = {"Linux": ["v4l2loopback"], "Windows": ["obs", "unitycapture"], "Darwin": ["obs"]}
-_ALL_BUILTIN = ["v4l2loopback", "obs", "unitycapture"]
-
-
-def _v4l2loopback_devices() -> list[dict[str, str]]:
-    """v4l2loopback devices from sysfs (no device is opened: an app may be using it)."""
-    found = []
-    for node in sorted(Path("/sys/devices/virtual/video4linux").glob("video*")):
-        try:
-            label = (node / "name").read_text().strip()
-        except OSError:
-            label = ""
-        found.append({"device": f"/dev/{node.name}", "label": label})
-    return found
-
-
-def describe_vcam_backends() -> list[dict[str, Any]]:
-    """Every virtual camera backend we know: whether it is usable here and, if not, why.
-
-    Each item: {"name" (= "backend"), "available" (bool), "devices" (list of {"device", "label"}), "reason"}.
-    Linux devices are found in sysfs; on Windows/macOS the OBS backend is probed with a
-    tiny camera that is closed at once.
-    """
-    system = platform.system()
-    native = _PLATFORM_BACKENDS.get(system, [])
-    registered = set(pyvirtualcam.camera.BACKENDS)
-    result: list[dict[str, Any]] = []
-    for name in [*_ALL_BUILTIN, *sorted(registered - set(_ALL_BUILTIN))]:
-        entry: dict[str, Any] = {"name": name, "backend": name, "available": False, "devices": [], "reason": ""}
-        if name in _ALL_BUILTIN and name not in native:
-            entry["reason"] = f"not for {system} (only {', '.join(k for k, v in _PLATFORM_BACKENDS.items() if name in v)})"
-        elif name not in registered:
-            entry["reason"] = "not built into this pyvirtualcam; " + platform_hint(system)
-        elif name == "v4l2loopback":
-            devices = _v4l2loopback_devices()
-            entry["devices"] = devices
-            entry["available"] = bool(devices)
-            if not devices:
-                loaded = os.path.isdir("/sys/module/v4l2loopback")
-                entry["reason"] = ("module loaded but no device; " if loaded else "module not loaded; ") + LINUX_HINT
-        elif name in _ALL_BUILTIN:
-            try:
-                cam = pyvirtualcam.Camera(320, 240, 30, backend=name)
-            except Exception as exc:  # noqa: BLE001 - the reason is the point
-                entry["reason"] = f"{_one_line(str(exc))}; {platform_hint(system)}"
-            else:
-                entry["available"] = True
-                entry["devices"] = [{"device": cam.device, "label": cam.device}]
-                cam.close()
-        else:
-            entry["available"] = True
-            entry["reason"] = "registered by the application (not probed)"
-        result.append(entry)
-    return result
-
-
-# --- a recording backend: tests and benchmarks on machines without a camera device ---------------
-
-
-class RecordingVcamBackend:
-    """A pyvirtualcam backend that records what a camera app would receive.
-
-    Register it with `register_recording_backend()` and select it with
-    `--set output.vcam.backend=recording`. Each instance (one per opened camera)
-    keeps the size, pixel format, send times and, for stamped frames, the
-    glass-to-glass latency (consumer wall clock minus the stamp). `accepted`
-    lists the fourcc codes it takes (a fault double for backends without BGR).
-    """
-
-    accepted: tuple[str, ...] = ("24BG", "raw ", "I420")
-    instances: list[RecordingVcamBackend] = []
-    keep_frames = 0  # keep the last N frames (copies) for inspection
-
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw: Any) -> None:
-        code = pyvirtualcam.util.decode_fourcc(fourcc)
-        if code not in self.accepted:
-            raise ValueError(f"pixel format {code!r} not supported (takes {', '.join(self.accepted)})")
-        self.width, self.height, self.fps, self.fourcc = width, height, fps, code
-        self._device = device or "recording"
-        self.send_ts: list[float] = []  # time.monotonic() of each send
-        self.latency_ms: list[float] = []  # per new stamped frame: wall clock at send - stamp
-        self.latency_ts: list[float] = []  # ... and when it was sent (monotonic)
-        self.stamps: list[int | None] = []
-        self.frames: list[np.ndarray] = []
-        self.sizes: set[int] = set()
-        self.closed = False
-        type(self).instances.append(self)
-
-    def _image(self, frame: np.ndarray) -> np.ndarray:
-        if self.fourcc == "I420":
-            return frame[: self.width * self.height].reshape(self.height, self.width)  # the Y plane
-        return frame.reshape(self.height, self.width, 3)
-
-    def send(self, frame: np.ndarray) -> None:
-        now_ms = wall_ms_now()
-        self.send_ts.append(time.monotonic())
-        self.sizes.add(frame.size)
-        image = self._image(frame)
-        value = read_stamp(image)
-        # A repeated frame shows old content: latency counts each stamp's first appearance.
-        if value is not None and (not self.stamps or value != self.stamps[-1]):
-            self.latency_ms.append(float(now_ms - value))
-            self.latency_ts.append(self.send_ts[-1])
-        self.stamps.append(value)
-        if self.keep_frames:
-            self.frames.append(image.copy())
-            del self.frames[: -self.keep_frames]
-
-    def close(self) -> None:
-        self.closed = True
-
-    def device(self) -> str:
-        return self._device
-
-    def native_fourcc(self) -> int | None:
-        return pyvirtualcam.util.encode_fourcc(self.fourcc)
-
-
-def register_recording_backend(name: str = "recording", accepted: tuple[str, ...] | None = None) -> type[RecordingVcamBackend]:
-    """Register a recording backend under `name` (a fresh subclass, so its `instances` are its own)."""
-    cls = type(f"RecordingVcamBackend_{name}", (RecordingVcamBackend,),
-               {"instances": [], "accepted": accepted or RecordingVcamBackend.accepted})
-    pyvirtualcam.register_backend(name, cls)
-    return cls

@@ -8,9 +8,9 @@ import sys
 
 import cv2
 
-from src.config import AppConfig
-from src.errors import OutputError
-from src.frames import RenderedFrame
+from src.core.config import AppConfig
+from src.core.errors import OutputError
+from src.core.frames import RenderedFrame
 from src.output.base import OUTPUTS, Output, PipelineControls
 
 log = logging.getLogger(__name__)

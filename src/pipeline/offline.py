@@ -19,15 +19,15 @@ import numpy as np
 
 from src.animation.base import BaseAnimationModel
 from src.capture.sources import CaptureSource
-from src.config import AppConfig
-from src.errors import OutputError
-from src.frames import MouthShape, TrackedFrame, VideoFrame
+from src.core.config import AppConfig
+from src.core.errors import OutputError
+from src.core.frames import MouthShape, TrackedFrame, VideoFrame
+from src.core.runtime.metrics import PipelineMetrics
+from src.core.runtime.ring_buffer import RingBuffer
+from src.core.runtime.stage import EndOfStream, StageThread
 from src.output.base import Output, PipelineControls
-from src.output.fanout import OutputFanout
-from src.pipeline.metrics import PipelineMetrics
-from src.pipeline.pipeline import AnimateStage, LandmarkStage, freeze_startup_objects, route_model_timings
-from src.pipeline.ring_buffer import RingBuffer
-from src.pipeline.stage import EndOfStream, StageThread
+from src.pipeline.fanout import OutputFanout
+from src.pipeline.live import AnimateStage, LandmarkStage, freeze_startup_objects, route_model_timings
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from src.animation.lipsync_unet.geometry import BORDER, crop_box, network_input,
 from src.animation.lipsync_unet.template import AvatarTemplate, TemplateError, prepare_template
 from src.animation.liveportrait.crop import fit_square
 from src.animation.onnx_session import BATCH, ModelSpec, OnnxModel
-from src.config import AppConfig, resolve_path
-from src.errors import ModelError
+from src.core.config import AppConfig, resolve_path
+from src.core.errors import ModelError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Per-video-frame log-mel windows for the lip-sync U-Net, offline and streaming.
 
-Wav2Lip settings (src.audio.mel: 16 kHz, pre-emphasis 0.97, n_fft 800, hop 200 =
+Wav2Lip settings (src.audio.lipsync.mel: 16 kHz, pre-emphasis 0.97, n_fft 800, hop 200 =
 12.5 ms, 80 mels, 55-7600 Hz, normalised to [-4, 4]). The window for the video
 frame at time t is the 16 mel frames (200 ms) centred on t: mel frames
 c-8 .. c+7 with c = round(t * 80). Mel frame j is centred on sample j * 200;
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.audio.mel import WAV2LIP_MEL, MelSettings, mel_filterbank, power_spectrogram, pre_emphasis
+from src.audio.lipsync.mel import WAV2LIP_MEL, MelSettings, mel_filterbank, power_spectrogram, pre_emphasis
 
 CONTEXT = 8  # mel frames before the frame's centre; the window is 2 * CONTEXT = 16 frames (200 ms)
 WINDOW = 2 * CONTEXT

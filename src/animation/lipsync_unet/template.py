@@ -23,8 +23,8 @@ import numpy as np
 
 from src.animation.lipsync_unet.audio_windows import mel_windows
 from src.animation.lipsync_unet.geometry import box_from_landmarks, jaw_per_eye_ratio, smooth_boxes
-from src.config import AppConfig, resolve_path
-from src.errors import UserError
+from src.core.config import AppConfig, resolve_path
+from src.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def _valid(target: Path) -> bool:
 
 def mouth_openings(landmarks: np.ndarray) -> np.ndarray:
     """Inner-lip gap / inter-ocular distance per frame (MediaPipe landmarks)."""
-    from src.capture.face_geometry import measure
+    from src.core.face_mesh import measure
 
     return np.array([measure(lm.astype(np.float64)).mouth_open for lm in landmarks], np.float32)
 

@@ -25,9 +25,9 @@ from src.animation.liveportrait.models import LivePortraitModels
 from src.animation.liveportrait.retarget import eye_input, eye_ratios, lip_input, lip_ratio, motion_eye_ratio, mouth_lip_ratio
 from src.animation.liveportrait.source import NET_SIZE, SourceState, prepare_source, to_net
 from src.capture.one_euro import OneEuroFilter
-from src.config import AppConfig, resolve_path
-from src.errors import ModelError
-from src.frames import FaceObservation
+from src.core.config import AppConfig, resolve_path
+from src.core.errors import ModelError
+from src.core.frames import FaceObservation
 
 log = logging.getLogger(__name__)
 

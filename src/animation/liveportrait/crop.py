@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from src.capture.face_geometry import FACE_OVAL, LEFT_BROW, LEFT_EYE_RING, RIGHT_BROW, RIGHT_EYE_RING
+from src.core.face_mesh import FACE_OVAL, LEFT_BROW, LEFT_EYE_RING, RIGHT_BROW, RIGHT_EYE_RING
 
 # The lower arc of the face oval (right jaw -> chin -> left jaw) plus the brows: no forehead,
 # as the 106-point set LivePortrait measures its crop on.

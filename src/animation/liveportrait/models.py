@@ -14,8 +14,8 @@ import numpy as np
 
 from src.animation.liveportrait.keypoints import N_KP, KpInfo
 from src.animation.onnx_session import BATCH, ModelSpec, OnnxModel
-from src.config import OnnxConfig
-from src.errors import ModelError
+from src.core.config import OnnxConfig
+from src.core.errors import ModelError
 
 K3 = 3 * N_KP
 

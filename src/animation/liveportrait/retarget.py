@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from src.capture.face_geometry import (
+from src.core.face_mesh import (
     INNER_LIP_MID,
     LEFT_EYE_CORNERS,
     LEFT_EYE_LOWER,
@@ -20,7 +20,7 @@ from src.capture.face_geometry import (
     RIGHT_EYE_UPPER,
     interocular,
 )
-from src.frames import MotionState, MouthShape
+from src.core.frames import MotionState, MouthShape
 
 
 def _gap(lm: np.ndarray, upper: list[int], lower: list[int]) -> float:

@@ -20,8 +20,8 @@ from src.animation.liveportrait.crop import crop_image, crop_matrix, fit_square,
 from src.animation.liveportrait.keypoints import KpInfo, source_keypoints
 from src.animation.liveportrait.models import LivePortraitModels
 from src.animation.liveportrait.retarget import eye_ratios, lip_ratio, mouth_width_iod
-from src.config import AppConfig, resolve_path
-from src.errors import SourceImageError
+from src.core.config import AppConfig, resolve_path
+from src.core.errors import SourceImageError
 
 log = logging.getLogger(__name__)
 

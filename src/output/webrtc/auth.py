@@ -8,7 +8,7 @@ import secrets
 
 from aiohttp import web
 
-from src.errors import OutputError
+from src.core.errors import OutputError
 
 TOKEN_QUERY = "token"
 

@@ -22,14 +22,15 @@ from typing import Any
 
 import cv2
 
-from src.config import AppConfig, WebRTCOutputConfig
-from src.errors import OutputError
-from src.frames import RenderedFrame
+from src.audio.pcm import PcmSource
+from src.core.config import AppConfig, WebRTCOutputConfig
+from src.core.errors import OutputError
+from src.core.frames import RenderedFrame
+from src.core.runtime.metrics import percentiles
 from src.output.base import OUTPUTS, Output, PipelineControls
 from src.output.webrtc.auth import TOKEN_QUERY, is_loopback, parse_host_port, resolve_token
 from src.output.webrtc.server import WebRTCServer
-from src.output.webrtc.tracks import AudioFanIn, FrameHub, HubFrame, PcmSource
-from src.pipeline.metrics import percentiles
+from src.output.webrtc.tracks import AudioFanIn, FrameHub, HubFrame
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class WebRTCOutput(Output):
 
     name = "webrtc"
     realtime = True
+    accepts_audio = True
 
     def __init__(self, arg: str | None = None, config: AppConfig | None = None) -> None:
         self.cfg = config.output.webrtc if config else WebRTCOutputConfig()

@@ -25,8 +25,8 @@ from typing import Any
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
-from src.config import WebRTCOutputConfig
-from src.errors import OutputError
+from src.core.config import WebRTCOutputConfig
+from src.core.errors import OutputError
 from src.output.webrtc import prometheus
 from src.output.webrtc.auth import authorized
 from src.output.webrtc.shared_encoder import SharedPacketTrack, SharedVp8Encoder

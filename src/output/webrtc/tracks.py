@@ -18,16 +18,14 @@ import fractions
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from src.output.base import detach_pcm_listener
+from src.audio.pcm import PcmQueue, PcmSource
 
 log = logging.getLogger(__name__)
 
@@ -125,70 +123,6 @@ class HubVideoTrack(MediaStreamTrack):
         return frame
 
 
-class PcmSource(Protocol):
-    """What the audio helper provides: blocks of (capture_ts, float32 mono 16 kHz samples)."""
-
-    def add_pcm_listener(self, callback: Callable[[float, np.ndarray], None]) -> Any: ...
-
-
-class _PcmBuffer:
-    """A bounded FIFO of (capture_ts, samples) blocks; the oldest samples go when full."""
-
-    def __init__(self, capacity_samples: int) -> None:
-        self.capacity = capacity_samples
-        self._blocks: deque[tuple[float, np.ndarray]] = deque()
-        self._size = 0
-        self._lock = threading.Lock()
-        self.dropped_samples = 0
-
-    def push(self, capture_ts: float, samples: np.ndarray) -> None:
-        with self._lock:
-            self._blocks.append((capture_ts, samples))
-            self._size += len(samples)
-            while self._size > self.capacity and self._blocks:
-                self._drop_front(min(self._size - self.capacity, len(self._blocks[0][1])))
-
-    def _drop_front(self, n: int) -> None:
-        ts, block = self._blocks[0]
-        if n >= len(block):
-            self._blocks.popleft()
-        else:
-            self._blocks[0] = (ts + n / SOURCE_RATE_HZ, block[n:])
-        self._size -= n
-        self.dropped_samples += n
-
-    def head_ts(self) -> float | None:
-        with self._lock:
-            return self._blocks[0][0] if self._blocks else None
-
-    def drop(self, n: int) -> None:
-        with self._lock:
-            while n > 0 and self._blocks:
-                k = min(n, len(self._blocks[0][1]))
-                self._drop_front(k)
-                n -= k
-
-    def pop(self, n: int) -> np.ndarray:
-        """Up to `n` samples from the front (fewer if the buffer runs dry)."""
-        out: list[np.ndarray] = []
-        with self._lock:
-            while n > 0 and self._blocks:
-                ts, block = self._blocks[0]
-                take = block[:n]
-                out.append(take)
-                if len(take) == len(block):
-                    self._blocks.popleft()
-                else:
-                    self._blocks[0] = (ts + len(take) / SOURCE_RATE_HZ, block[len(take) :])
-                self._size -= len(take)
-                n -= len(take)
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._size
-
-
 class AudioFanIn:
     """Receives the audio helper's blocks (audio thread) and copies them to every viewer's buffer."""
 
@@ -196,7 +130,7 @@ class AudioFanIn:
         self.source = source
         self.buffer_samples = int(buffer_ms * SOURCE_RATE_HZ / 1000)
         self.video_delay_s = video_delay_s
-        self._buffers: set[_PcmBuffer] = set()
+        self._buffers: set[PcmQueue] = set()
         self._lock = threading.Lock()
         self.blocks = 0
         self.bad_blocks = 0
@@ -222,18 +156,18 @@ class AudioFanIn:
         return min(max(self.video_delay_s(), 0.0), limit)
 
     def track(self) -> PcmAudioTrack:
-        buf = _PcmBuffer(self.buffer_samples)
+        buf = PcmQueue(self.buffer_samples / SOURCE_RATE_HZ, SOURCE_RATE_HZ)
         with self._lock:
             self._buffers.add(buf)
         return PcmAudioTrack(self, buf)
 
-    def release(self, buf: _PcmBuffer) -> None:
+    def release(self, buf: PcmQueue) -> None:
         with self._lock:
             self._buffers.discard(buf)
 
     def detach(self) -> None:
         """Stop listening, if the source allows it."""
-        detach_pcm_listener(self.source, self._on_pcm)
+        self.source.remove_pcm_listener(self._on_pcm)
 
 
 class PcmAudioTrack(MediaStreamTrack):
@@ -241,7 +175,7 @@ class PcmAudioTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, fan_in: AudioFanIn, buf: _PcmBuffer) -> None:
+    def __init__(self, fan_in: AudioFanIn, buf: PcmQueue) -> None:
         super().__init__()
         self._fan_in = fan_in
         self._buf = buf

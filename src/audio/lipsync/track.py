@@ -1,0 +1,218 @@
+"""Offline lip sync for render: an audio file -> one MouthShape per video frame (with lookahead).
+
+One streaming pass decodes the file and computes per-hop loudness, voicing and
+vowel class while pocketsphinx recognises phones utterance by utterance. Voice
+regions are then found with lookahead (onsets and offsets exact to 10 ms),
+phones become Rhubarb shapes (visemes.py), and the timeline is sampled at the
+frame rate. If phone recognition is unavailable or implausible (no phones,
+a phone rate far from speech, phones covering little of the voiced time, e.g. a
+language other than English or music) the vowel classes of the live method are
+used instead, and that is logged once per file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from src.audio.io.file_source import AudioFileReader
+from src.audio.lipsync.analysis import FrameAnalyzer, VoiceActivityDetector, speech_regions
+from src.audio.lipsync.phones import PhoneRecognizer, PhoneSegment
+from src.audio.lipsync.visemes import Seg, build_timeline, class_shape_segments, phone_shape_segments, sample_timeline, vector_to_shape
+from src.audio.lipsync.vowels import VowelTemplates, load_templates
+from src.core.config import AppConfig
+from src.core.frames import MouthShape
+
+log = logging.getLogger(__name__)
+
+PREROLL_HOPS = 30  # audio fed to the recogniser before a voice onset (300 ms)
+UTTERANCE_END_HOPS = 50  # quiet this long ends a recogniser utterance (500 ms)
+PHONE_RATE_RANGE = (4.0, 25.0)  # plausible phones per second of voiced time
+MIN_PHONE_COVERAGE = 0.5  # share of voiced time phones must cover
+CLASS_SMOOTH_HOPS = 5  # majority filter on per-hop vowel classes (fallback method)
+
+
+@dataclass
+class MouthTrack:
+    """Mouth shapes for every video frame of a file: frame k shows time k / fps."""
+
+    values: np.ndarray  # (n_frames, 4) open, width, round, closed
+    fps: float
+    duration_s: float
+    method: str  # "phones" or "live"
+    timeline: list[Seg] = field(default_factory=list)
+    regions: list[tuple[float, float]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.values)
+
+    def shape(self, index: int) -> MouthShape:
+        """The shape of frame `index` (closed past the end)."""
+        if index < 0 or index >= len(self.values):
+            return MouthShape()
+        return vector_to_shape(self.values[index])
+
+    @property
+    def shapes(self) -> list[MouthShape]:
+        return [vector_to_shape(v) for v in self.values]
+
+    def at(self, t_s: float) -> MouthShape:
+        """The shape of the frame showing media time `t_s`."""
+        return self.shape(int(math.floor(t_s * self.fps + 1e-6)))
+
+
+def _plausible(phones: list[PhoneSegment], regions: list[tuple[float, float]]) -> tuple[bool, str]:
+    voiced = sum(e - s for s, e in regions)
+    if voiced <= 0:
+        return True, "no voice"
+    speech = [p for p in phones if not p.is_silence]
+    if not speech:
+        return False, "no phones recognised"
+    covered = 0.0
+    for p in speech:
+        for s, e in regions:
+            covered += max(0.0, min(p.end_s, e) - max(p.start_s, s))
+    n_inside = sum(1 for p in speech if any(p.end_s > s and p.start_s < e for s, e in regions))
+    rate = n_inside / voiced
+    coverage = covered / voiced
+    lo, hi = PHONE_RATE_RANGE
+    if not lo <= rate <= hi:
+        return False, f"implausible phone rate {rate:.1f}/s"
+    if coverage < MIN_PHONE_COVERAGE:
+        return False, f"phones cover only {100 * coverage:.0f}% of the voiced time"
+    return True, f"{rate:.1f} phones/s, {100 * coverage:.0f}% coverage"
+
+
+def _smooth_classes(classes: list[str], k: int) -> list[str]:
+    if k <= 1:
+        return classes
+    out = list(classes)
+    half = k // 2
+    for i, c in enumerate(classes):
+        if not c:
+            continue
+        window = [x for x in classes[max(0, i - half) : i + half + 1] if x]
+        out[i] = max(set(window), key=window.count)
+    return out
+
+
+def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates, recognise: bool = True) -> dict[str, Any]:
+    """One streaming pass: per-hop level, voicing and vowel class, and phones (if `recognise`)."""
+    acfg = config.audio
+    reader = AudioFileReader(path, acfg.sample_rate_hz)
+    hop_s = acfg.block_ms / 1000.0
+    analyzer = FrameAnalyzer(acfg.sample_rate_hz, acfg.analysis_window_ms)
+    vad = VoiceActivityDetector(acfg.vad, hop_s)
+    recognizer: PhoneRecognizer | None = None
+    error = ""
+    if recognise:
+        try:
+            recognizer = PhoneRecognizer()
+        except Exception as exc:  # noqa: BLE001 - pocketsphinx missing or its model unreadable
+            error = f"phone recogniser unavailable ({exc})"
+    levels: list[float] = []
+    voicing: list[float] = []
+    classes: list[int] = []
+    preroll: deque[np.ndarray] = deque(maxlen=PREROLL_HOPS)
+    quiet = 0
+    n_samples = 0
+    for i, block in enumerate(reader.blocks(hop_s)):
+        n_samples += len(block)
+        f = analyzer.push(block)
+        levels.append(f.level_db)
+        voicing.append(f.voicing)
+        classes.append(int(np.argmin(templates.distances(f.mfcc))))
+        active = vad.update(f.level_db, f.voicing)
+        preroll.append(block)
+        if recognizer is None:
+            continue
+        try:
+            if active and not recognizer.in_utterance:
+                recognizer.begin(max(0.0, (i - len(preroll) + 1) * hop_s))
+                for b in preroll:
+                    recognizer.feed(b)
+            elif recognizer.in_utterance:
+                recognizer.feed(block)
+            quiet = 0 if active else quiet + 1
+            if recognizer.in_utterance and quiet >= UTTERANCE_END_HOPS:
+                recognizer.end()
+        except Exception as exc:  # noqa: BLE001 - the recogniser failing falls back, it does not end the render
+            error = f"phone recognition failed ({exc})"
+            recognizer = None
+    if recognizer is not None:
+        try:
+            recognizer.end()
+        except Exception as exc:  # noqa: BLE001
+            error = f"phone recognition failed ({exc})"
+            recognizer = None
+    return {
+        "duration_s": n_samples / acfg.sample_rate_hz,
+        "levels": np.asarray(levels, np.float32),
+        "voicing": np.asarray(voicing, np.float32),
+        "classes": np.asarray(classes, np.int16),
+        "phones": recognizer.segments if recognizer is not None else None,
+        "error": error,
+        "decode_errors": reader.decode_errors,
+    }
+
+
+def file_mouth_track(path: str | Path, fps: float, config: AppConfig, method: str | None = None,
+                     templates: VowelTemplates | None = None) -> MouthTrack:
+    """Per-frame mouth shapes for an audio (or video) file at `fps`.
+
+    `method`: "auto" (phones, falling back to the live method), "phones" or "live";
+    None takes config.audio.visemes.method. Raises AudioInputError for a bad file.
+    """
+    if fps <= 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    acfg = config.audio
+    method = method or acfg.visemes.method
+    templates = templates or load_templates(acfg)
+    hop_s = acfg.block_ms / 1000.0
+    t0 = time.perf_counter()
+    a = analyse_file(path, config, templates, recognise=method != "live")
+    regions = speech_regions(a["levels"], a["voicing"], acfg.vad, hop_s)
+    duration = float(a["duration_s"])
+    used = "live"
+    reason = "configured" if method == "live" else a["error"]
+    shapes: list[Seg] = []
+    if a["phones"] is not None:
+        ok, why = _plausible(a["phones"], regions)
+        if ok:
+            used, shapes = "phones", phone_shape_segments(a["phones"])
+        reason = why
+    if used == "live":
+        if method != "live":
+            log.warning("%s: phone-based lip sync not usable (%s); using the live vowel method", path, reason)
+        labels = [templates.classes[c] for c in a["classes"]]
+        in_voice = np.zeros(len(labels), bool)
+        for s, e in regions:
+            in_voice[int(round(s / hop_s)) : int(round(e / hop_s))] = True
+        labels = _smooth_classes([c if v else "" for c, v in zip(labels, in_voice, strict=True)], CLASS_SMOOTH_HOPS)
+        shapes = class_shape_segments(labels, hop_s)
+    timeline = build_timeline(shapes, regions, acfg.visemes, duration)
+    n_frames = max(1, math.ceil(duration * fps - 1e-6))
+    # Frame k is shown from k/fps to (k+1)/fps: sample the middle, so each change lands on the frame
+    # nearest to it (half a frame early at worst, never a whole frame late).
+    times = (np.arange(n_frames) + 0.5) / fps
+    values = sample_timeline(timeline, times, acfg.mouth.max_open, acfg.visemes.transition_ms)
+    info = {
+        "reason": reason,
+        "phones": 0 if a["phones"] is None else sum(1 for p in a["phones"] if not p.is_silence),
+        "regions": len(regions),
+        "analysis_s": round(time.perf_counter() - t0, 3),
+        "decode_errors": a["decode_errors"],
+    }
+    return MouthTrack(values, float(fps), duration, used, timeline, regions, info)
