@@ -464,7 +464,8 @@ def test_controls_reset_neutral_and_toggle_motion_mode(make_config, live_video) 
         before = ext.neutral
         pipe.controls.reset_neutral()
         assert _wait_for(lambda: ext.neutral is not before and ext.has_neutral)
-        assert pipe.controls.toggle_motion_mode() == "absolute" and cfg.animation.motion_mode == "absolute"
+        assert pipe.controls.toggle_motion_mode() == "absolute" and pipe.state.motion_mode == "absolute"
+        assert cfg.animation.motion_mode == "relative", "the config is read-only while running: the toggle lives in RunState"
         assert pipe.controls.toggle_motion_mode() == "relative"
         assert _wait_for(lambda: pipe.controls.ready())
     finally:

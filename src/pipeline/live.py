@@ -28,26 +28,19 @@ from src.capture.face_tracker import FaceTracker
 from src.capture.sources import CaptureSource
 from src.core.config import AppConfig
 from src.core.frames import MouthShape, RenderedFrame, TrackedFrame, VideoFrame
+from src.core.run_state import RunState
 from src.core.runtime.metrics import PipelineMetrics
 from src.core.runtime.pacing import Pacer
-from src.core.runtime.ring_buffer import BufferClosed, RingBuffer
-from src.core.runtime.stage import EndOfStream, StageThread
+from src.core.runtime.ring_buffer import BufferClosed
+from src.core.runtime.stage import EndOfStream
 from src.output.base import Output, PipelineControls
-from src.pipeline.fanout import OutputFanout
+from src.pipeline.graph import StageGraph
 
 log = logging.getLogger(__name__)
 
 ONSET_OPEN_FRACTION = 0.1  # an audio mouth opening beyond this fraction of its range is an onset
 ONSET_POLL_S = 0.004  # how often a waiting tick looks for an onset
 MIN_ONSET_GAP_S = 0.012  # never two frames closer than this
-DRAIN_MARGIN_S = 0.25  # on stop, outputs drain their queues until this long before the stop deadline
-
-
-def _join_started(threads: list[StageThread], until: float) -> None:
-    """Join every started thread, giving up at monotonic time `until`."""
-    for t in threads:
-        if t.started:
-            t.join(max(0.0, until - time.monotonic()))
 
 
 class MouthSource(Protocol):
@@ -76,14 +69,17 @@ class AnimateStage:
     features_at: Callable[[TrackedFrame], np.ndarray | None] | None = None  # audio windows for audio-driven models
     stamper: FrameStamper | None = None
     first_frame: threading.Event = field(default_factory=threading.Event)
+    state: RunState | None = None  # the run-time toggles (motion mode, mouth owner); from the config if not given
     mixer: MotionMixer | None = None
     # Motion relative to the neutral face is computed here, not on the landmarks thread: face tracking
     # is the pipeline's slowest stage, so everything else that can move off its thread does.
     motion: FaceMotionExtractor | None = None
 
     def __post_init__(self) -> None:
+        if self.state is None:
+            self.state = RunState.from_config(self.config)
         if self.mixer is None:
-            self.mixer = MotionMixer(self.config)
+            self.mixer = MotionMixer(self.config, state=self.state)
         if self.motion is None:
             self.motion = FaceMotionExtractor(self.config.tracking)
 
@@ -103,7 +99,7 @@ class AnimateStage:
             features = self.features_at(tf) if self.features_at is not None else None
             inputs.append(AnimationInput(motion=motion, capture_ts=tf.capture_ts, index=tf.index, driver_frame=tf.frame,
                                          driver_face=tf.face, audio_mouth=audio, audio_features=features,
-                                         media_time_s=tf.media_time_s))
+                                         media_time_s=tf.media_time_s, motion_mode=self.state.motion_mode))
         images = self.animator.animate_batch(inputs)
         done = time.monotonic()
         out = []
@@ -173,54 +169,38 @@ class LivePipeline:
     def __init__(self, config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Output],
                  capture: CaptureSource | None = None, mouth: MouthSource | None = None,
                  stamper: FrameStamper | None = None,
-                 features_at: Callable[[TrackedFrame], np.ndarray | None] | None = None) -> None:
+                 features_at: Callable[[TrackedFrame], np.ndarray | None] | None = None,
+                 state: RunState | None = None) -> None:
         self.config = config
         self.animator = animator
         self.capture = capture
+        self.state = state or RunState.from_config(config)
         self.metrics = PipelineMetrics()
-        self.stop_event = threading.Event()
-        self._ended = threading.Event()
-        pc = config.pipeline
-        self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
-                                         toggle_motion_mode=self._toggle_mode, retry_model=animator.retry)
-        self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper, features_at=features_at)
+        self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper, features_at=features_at, state=self.state)
         route_model_timings(animator, self.metrics)
-        self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
-        # Outputs have their own stop: on stop they first write what the animate stage already made.
-        self._outputs_stop = threading.Event()
-        self.fanout = OutputFanout(outputs, self.metrics, self._outputs_stop, live=True, queue_size=config.output.queue_size)
-        self.threads: list[StageThread] = []
         self.landmarks: LandmarkStage | None = None
-        self.period = 1.0 / pc.fps
         if capture is not None:
-            m_lm_pre = self.metrics.stage("landmarks")
-            self.landmarks = LandmarkStage(config, on_corrupt=m_lm_pre.count_skipped)
-            cap_buf: RingBuffer[VideoFrame] = RingBuffer(pc.queue_size, "newest", "capture->landmarks")
-            lm_buf: RingBuffer[TrackedFrame] = RingBuffer(pc.queue_size, "newest", "landmarks->animate")
-            m_cap = self.metrics.stage("capture")
-            m_lm = self.metrics.stage("landmarks", depth=cap_buf.__len__)
-            m_lm.add_drop_source(lambda: cap_buf.dropped)
-            self._m_capture = m_cap
-            self.threads.append(StageThread("capture", self._read_capture, m_cap, self.stop_event, outboxes=[cap_buf], self_timed=True))
-            self.threads.append(StageThread("landmarks", self.landmarks.process, m_lm, self.stop_event, inbox=cap_buf,
-                                            outboxes=[lm_buf], on_exit=self.landmarks.close))
-            self._anim_in: RingBuffer[TrackedFrame] | None = lm_buf
-            m_an = self.metrics.stage("animate", depth=lm_buf.__len__)
-            m_an.add_drop_source(lambda: lm_buf.dropped)
-        else:
-            self._anim_in = None
-            m_an = self.metrics.stage("animate")
-        self._pacer = Pacer(pc.fps, self.stop_event)
+            self.landmarks = LandmarkStage(config, on_corrupt=self.metrics.stage("landmarks").count_skipped)
+        self.graph = StageGraph(config, outputs, self.metrics, live=True, animate=self._animate_next,
+                                read=self._read_capture if capture is not None else None,
+                                track=self.landmarks.process if self.landmarks is not None else None,
+                                on_track_exit=self.landmarks.close if self.landmarks is not None else None)
+        self.stop_event = self.graph.stop_event
+        self.fanout = self.graph.fanout
+        self.threads = self.graph.threads
+        self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
+                                         toggle_motion_mode=self.state.toggle_motion_mode, retry_model=animator.retry)
+        self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
+        self.period = 1.0 / config.pipeline.fps
+        self._m_capture = self.metrics.stage("capture")
+        self._m_animate = self.metrics.stage("animate")
+        self._pacer = Pacer(config.pipeline.fps, self.stop_event)
         self._mouth_was_open = False
         self._last_tick_t = 0.0
         self._out_index = 0
         # Tick only when the driver has really stalled: well past both our period and the driver's.
         driver_period = 1.0 / capture.fps if capture is not None and capture.fps > 0 else 0.0
         self._stall_s = max(2.0 * self.period, 2.5 * driver_period)
-        self._m_animate = m_an
-        self.threads.append(StageThread("animate", self._animate_next, m_an, self.stop_event, outboxes=self.fanout.buffers,
-                                        self_timed=True))
-        self._opened = False
 
     # -- stage bodies --------------------------------------------------------------------------
 
@@ -264,13 +244,14 @@ class LivePipeline:
 
     def _animate_next(self) -> RenderedFrame | None:
         """One output frame: the newest tracked frame, or an idle tick when there is none in time."""
-        if self._anim_in is None:
+        anim_in = self.graph.animate_in
+        if anim_in is None:
             self._wait_tick_or_onset()
             self._last_tick_t = time.monotonic()
             tf = self._tick()
         else:
             try:
-                tf = self._anim_in.get(timeout=self._stall_s)
+                tf = anim_in.get(timeout=self._stall_s)
             except BufferClosed:
                 raise EndOfStream from None
             if tf is None:  # the driver stalled: keep the avatar alive
@@ -293,26 +274,16 @@ class LivePipeline:
         self.animate.motion.reset_neutral()
         self.animator.reset_driver_reference()
 
-    def _toggle_mode(self) -> str:
-        anim = self.config.animation
-        anim.motion_mode = "absolute" if anim.motion_mode == "relative" else "relative"
-        return anim.motion_mode
-
     def start(self) -> None:
         """Open the outputs (a user error if one cannot be opened) and start every thread."""
-        size = self.animator.output_size
-        self.fanout.open(size, size, self.config.pipeline.fps, self.controls)
-        self._opened = True
+        self.graph.open_outputs(self.animator.output_size, self.config.pipeline.fps, self.controls)
         freeze_startup_objects()
-        self.fanout.start()
-        for t in self.threads:
-            t.start()
-        self._t_start = time.monotonic()
-        log.info("pipeline started: %s", ", ".join(t.name for t in self.threads + self.fanout.threads))
+        self.graph.start()
+        log.info("pipeline started: %s", ", ".join(t.name for t in self.graph.all_threads))
 
     @property
     def finished(self) -> bool:
-        return all(not t.alive for t in self.fanout.threads)
+        return self.graph.finished
 
     def run(self, duration_s: float | None = None, on_tick: Callable[[], Any] | None = None) -> None:
         """Block until `duration_s` passes, stop is requested, or the driver ends; then stop."""
@@ -336,26 +307,12 @@ class LivePipeline:
             self.stop()
 
     def stop(self) -> list[str]:
-        """Stop every thread; returns the names of any still alive after the timeout (none expected)."""
-        self.stop_event.set()
-        deadline = time.monotonic() + self.config.pipeline.stop_timeout_s
-        _join_started(self.threads, deadline)
-        # The producers have stopped: each output writes the frames already queued for it (the last
-        # frame animated before stop included), then ends; one still busy near the deadline is told to stop.
-        for buf in self.fanout.buffers:
-            buf.close()
-        _join_started(self.fanout.threads, deadline - DRAIN_MARGIN_S)
-        self._outputs_stop.set()
-        _join_started(self.fanout.threads, deadline)
+        """Stop every thread (outputs drain what is queued for them first); returns the names of any still
+        alive after `pipeline.stop_timeout_s` (none expected)."""
+        alive = self.graph.stop()
         if self.capture is not None:
             self.capture.close()
-        if self._opened and not any(t.started for t in self.fanout.threads):
-            for out in self.fanout.outputs:  # opened but never started: close here
-                out.close()
-        alive = [t.name for t in self.threads + self.fanout.threads if t.alive]
-        if alive:
-            log.warning("threads still running after %.1f s: %s", self.config.pipeline.stop_timeout_s, ", ".join(alive))
         return alive
 
     def errors(self) -> list[BaseException]:
-        return [t.exception for t in self.threads + self.fanout.threads if t.exception is not None]
+        return self.graph.errors()

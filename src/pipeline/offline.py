@@ -9,7 +9,6 @@ does not depend on how fast the machine is.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +20,11 @@ from src.animation.base import BaseAnimationModel
 from src.capture.sources import CaptureSource
 from src.core.config import AppConfig
 from src.core.errors import OutputError
-from src.core.frames import MouthShape, TrackedFrame, VideoFrame
+from src.core.frames import MouthShape, RenderedFrame, TrackedFrame, VideoFrame
 from src.core.runtime.metrics import PipelineMetrics
-from src.core.runtime.ring_buffer import RingBuffer
-from src.core.runtime.stage import EndOfStream, StageThread
+from src.core.runtime.stage import EndOfStream
 from src.output.base import Output, PipelineControls
-from src.pipeline.fanout import OutputFanout
+from src.pipeline.graph import StageGraph, frames_written
 from src.pipeline.live import AnimateStage, LandmarkStage, freeze_startup_objects, route_model_timings
 
 log = logging.getLogger(__name__)
@@ -53,13 +51,11 @@ def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Ou
     """Render every driver frame (or `n_frames` idle/audio frames at `fps` with no driver)."""
     if capture is None and (n_frames is None or fps is None):
         raise ValueError("without a driver, render needs n_frames and fps")
-    fps = float(capture.fps if capture is not None else fps)  # type: ignore[arg-type]
-    pc = config.pipeline
-    batch = batch_size or pc.batch_size
+    rate = capture.fps if capture is not None else fps
+    assert rate is not None
+    fps = float(rate)
+    batch = batch_size or config.pipeline.batch_size
     metrics = PipelineMetrics()
-    stop = threading.Event()
-    qsize = max(pc.render_queue_size, 2 * batch)
-    fanout = OutputFanout(outputs, metrics, stop, live=False, render_queue_size=qsize)
     clock = lambda f: f.media_time_s if f.media_time_s is not None else f.index / fps  # noqa: E731
     track = list(mouth_track) if mouth_track is not None else None
     faceless = [0]
@@ -76,30 +72,29 @@ def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Ou
     animate = AnimateStage(config, animator, mouth_at_frame=mouth_at_frame if track is not None else None,
                            features_at=features_at if audio_features is not None else None)
     route_model_timings(animator, metrics)
-    threads: list[StageThread] = []
-    anim_in: RingBuffer[TrackedFrame] = RingBuffer(qsize, "lossless", "landmarks->animate")
-    landmarks: LandmarkStage | None = None
+
+    def animate_batch(frames: list[TrackedFrame]) -> list[RenderedFrame]:
+        return animate.render(frames, clock=clock)
+
     if capture is not None:
         landmarks = LandmarkStage(config)
-        cap_buf: RingBuffer[VideoFrame] = RingBuffer(qsize, "lossless", "capture->landmarks")
-        limit = n_frames
+        source = capture
 
         def read() -> VideoFrame:
-            if limit is not None and capture.index >= limit:
+            if n_frames is not None and source.index >= n_frames:
                 raise EndOfStream
-            f = capture.read()
+            f = source.read()
             if f is None:
                 raise EndOfStream
             return f
 
         def track_faces(frames: list[VideoFrame]) -> list[TrackedFrame]:
-            out = landmarks.process(frames, clock=clock)  # type: ignore[union-attr]
+            out = landmarks.process(frames, clock=clock)
             faceless[0] += sum(1 for tf in out if tf.face is None)
             return out
 
-        threads.append(StageThread("capture", read, metrics.stage("capture"), stop, outboxes=[cap_buf]))
-        threads.append(StageThread("landmarks", track_faces, metrics.stage("landmarks", depth=cap_buf.__len__), stop,
-                                   inbox=cap_buf, outboxes=[anim_in], on_exit=landmarks.close))
+        graph = StageGraph(config, outputs, metrics, live=False, animate=animate_batch, read=read, track=track_faces,
+                           on_track_exit=landmarks.close, batch_size=batch)
     else:
         counter = iter(range(n_frames or 0))
 
@@ -109,39 +104,20 @@ def render(config: AppConfig, animator: BaseAnimationModel, outputs: Sequence[Ou
                 raise EndOfStream
             return TrackedFrame(frame=None, capture_ts=time.monotonic(), index=i, media_time_s=i / fps)
 
-        threads.append(StageThread("ticks", tick, metrics.stage("ticks"), stop, outboxes=[anim_in]))
-
-    def animate_batch(frames: list[TrackedFrame]):  # noqa: ANN202
-        return animate.render(frames, clock=clock)
-
-    threads.append(StageThread("animate", animate_batch, metrics.stage("animate", depth=anim_in.__len__), stop, inbox=anim_in,
-                               outboxes=fanout.buffers, batch_size=batch))
-    size = animator.output_size
-    fanout.open(size, size, fps, PipelineControls(stop_event=stop, metrics=metrics))
+        graph = StageGraph(config, outputs, metrics, live=False, animate=animate_batch, ticks=tick, batch_size=batch)
+    graph.open_outputs(animator.output_size, fps, PipelineControls(stop_event=graph.stop_event, metrics=metrics))
     freeze_startup_objects()
     t0 = time.perf_counter()
-    fanout.start()
-    for t in threads:
-        t.start()
+    graph.start()
     try:
-        for t in threads + fanout.threads:
-            while not t.join(0.1):
-                pass
-    except KeyboardInterrupt:
-        log.info("interrupted; stopping the render")
-        stop.set()
-        for t in threads + fanout.threads:
-            t.join(config.pipeline.stop_timeout_s)
-        raise
+        graph.wait()
     finally:
         if capture is not None:
             capture.close()
     wall = time.perf_counter() - t0
-    for t in threads + fanout.threads:
-        if t.exception is not None:
-            raise t.exception
-    frames = metrics.stage(fanout.threads[0].name).frames if fanout.threads else 0
-    for out, t in zip(fanout.outputs, fanout.threads, strict=True):
+    graph.raise_errors()
+    frames = frames_written(graph)
+    for out, t in graph.output_frames():
         m = metrics.stage(t.name)
         if m.errors and m.frames == 0:
             raise OutputError(f"output {getattr(out, 'path', out.name)}: no frame could be written ({t.first_error}); "

@@ -45,6 +45,7 @@ from src.core.face_mesh import (
     rotation_to_euler,
 )
 from src.core.frames import MotionState
+from src.core.run_state import MotionMode
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class MeshWarpAnimator(BaseAnimationModel):
             expr = expr + rig.offsets(coefs)
         return expr.astype(np.float32)
 
-    def target_points(self, motion: MotionState) -> np.ndarray:
+    def target_points(self, motion: MotionState, motion_mode: MotionMode = "relative") -> np.ndarray:
         """Where every mesh vertex goes for this motion: (N, 3) output px."""
         src = self.source
         assert src is not None
@@ -196,7 +197,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         a = src.iod
         pts[:N_MESH] += a * (self.local_offsets(motion) @ src.axes.T)
         rot = motion.rotation
-        if self.config.animation.motion_mode == "absolute" and motion.absolute_rotation is not None:
+        if motion_mode == "absolute" and motion.absolute_rotation is not None:
             rot = motion.absolute_rotation @ src.axes.T
         rot = _clamp_rotation(rot, mw.pose_gain, mw.max_rotation_deg)
         scale = float(np.clip(motion.scale, 0.6, 1.6)) ** mw.pose_gain
@@ -213,7 +214,7 @@ class MeshWarpAnimator(BaseAnimationModel):
     def animate(self, inp: AnimationInput) -> np.ndarray:
         if self.source is None or self._warper is None:
             raise RuntimeError("preprocess_source_image() must run before animate()")
-        dst = self.target_points(inp.motion)
+        dst = self.target_points(inp.motion, inp.motion_mode)
         image = self.source.avatar.image
         # Draw order: the elastic band around the head first, then the face far to near.
         order = dst.copy()

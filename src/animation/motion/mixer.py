@@ -14,6 +14,7 @@ import numpy as np
 from src.animation.motion.idle import IdleMotion
 from src.core.config import AppConfig
 from src.core.frames import MotionState, MouthShape
+from src.core.run_state import RunState
 
 
 def _smooth(u: float) -> float:
@@ -68,8 +69,9 @@ def blend_motion(a: MotionState, b: MotionState, alpha: float) -> MotionState:
 class MotionMixer:
     """Not thread-safe: owned by the animate stage."""
 
-    def __init__(self, config: AppConfig, start_time: float = 0.0) -> None:
+    def __init__(self, config: AppConfig, start_time: float = 0.0, state: RunState | None = None) -> None:
         self.config = config
+        self.state = state or RunState.from_config(config)
         self.idle = IdleMotion(config.idle, start_time)
         self._last_driven: MotionState | None = None
         self._last_face_t: float | None = None
@@ -112,7 +114,7 @@ class MotionMixer:
                     out = blend_motion(self._last_driven, idle_state, _smooth(u))
                 else:
                     self._last_driven = None
-        if audio_mouth is not None and (cfg.animation.mouth_owner == "audio" or self.mode != "driven"):
+        if audio_mouth is not None and (self.state.mouth_owner == "audio" or self.mode != "driven"):
             out = out.copy()
             out.mouth = audio_mouth
             out.mouth_weight = 1.0

@@ -117,6 +117,8 @@ class PipelineMetrics:
         with self._lock:
             if name not in self._stages:
                 self._stages[name] = StageMetrics(name, depth)
+            elif depth is not None:  # created earlier by a counter (e.g. skipped frames): its queue is known now
+                self._stages[name]._depth = depth
             return self._stages[name]
 
     def get(self, name: str) -> StageMetrics | None:
