@@ -16,7 +16,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's probing warnings are not for users
 
-from src.app.cli import main  # noqa: E402 - the environment above must be set before MediaPipe and OpenCV load
+from src.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -153,8 +153,8 @@ class FakeInputStream:
         self._thread = threading.Thread(target=self._run, name="fake-portaudio", daemon=True)
 
     class _Time:
-        inputBufferAdcTime = 0.0  # noqa: N815 - PortAudio's name
-        currentTime = 0.0  # noqa: N815
+        inputBufferAdcTime = 0.0
+        currentTime = 0.0
 
     def _run(self) -> None:
         n, t0, k = 480, time.monotonic(), 0
@@ -194,7 +194,7 @@ class JitteryInputStream(FakeInputStream):
         super().__init__(*args, **kwargs)
         self._rng = np.random.default_rng(7)
 
-    def _Time(self) -> Any:  # noqa: N802 - replaces the base class's constant clock
+    def _Time(self) -> Any:
         now = time.monotonic()
         return type("T", (), {"currentTime": now, "inputBufferAdcTime": now - 0.010 - self._rng.uniform(0, 0.025)})()
 

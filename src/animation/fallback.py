@@ -114,7 +114,7 @@ class FallbackAnimator(BaseAnimationModel):
             try:
                 self.primary.preprocess_source_image(image_path)
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 from src.core.errors import SourceImageError
 
                 if isinstance(exc, SourceImageError):
@@ -142,7 +142,7 @@ class FallbackAnimator(BaseAnimationModel):
             primary.load_model()
             if self._source is not None:
                 primary.preprocess_source_image(self._source)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure of the retried model keeps the fallback
             log.warning("retry of %s failed (%s); staying on %s", self._primary_name(), _reason(exc), self._fallback_name())
             return False
         if self.primary is not None:

@@ -195,7 +195,7 @@ class AudioDriver:
                         return
                 for block in blocks:
                     self._process(block)
-        except Exception:  # noqa: BLE001 - the audio thread never takes the pipeline down
+        except Exception:
             log.exception("audio analysis failed; the mouth stays closed")
             self._history.append(time.monotonic(), self._mouth.close())
         finally:

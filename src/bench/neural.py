@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         res = time_model(Path(args.model), args.size, args.batches, args.seconds, args.e2e)
     elif args.cmd == "tune":
         if args.animator:
-            import src.animation.lipsync_unet  # noqa: F401 - registers animators
+            import src.animation.lipsync_unet
             import src.animation.liveportrait  # noqa: F401
             from src.animation.base import ANIMATORS
 

@@ -68,7 +68,7 @@ class OutputFanout:
             )
 
     @staticmethod
-    def _writer(out: Output):  # noqa: ANN205 - a closure for StageThread
+    def _writer(out: Output):
         def write(frames: list[RenderedFrame]) -> list[RenderedFrame]:
             for f in frames:
                 out.write(f)
@@ -88,7 +88,7 @@ class OutputFanout:
             for out in opened:
                 try:
                     out.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("closing %s failed", out.name)
             raise
 

@@ -18,8 +18,8 @@ try:
 except ImportError:  # pragma: no cover - numba is a pinned dependency; the OpenCV path stays as a fallback
     HAVE_NUMBA = False
 
-    def njit(*args, **kwargs):  # type: ignore[no-redef]  # noqa: ANN002, ANN003, ANN201
-        def wrap(fn):  # noqa: ANN001, ANN202
+    def njit(*args, **kwargs):  # type: ignore[no-redef]
+        def wrap(fn):
             return fn
 
         return wrap

@@ -91,7 +91,7 @@ def resolve_input_device(device: str | int | None) -> dict[str, Any]:
         sd = _sd()
         try:
             idx = sd.default.device[0]
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - no default device is not an error: take the first input
             idx = -1
         if idx is None or idx < 0:
             idx = inputs[0]["index"]

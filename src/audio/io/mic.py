@@ -178,7 +178,7 @@ class MicCapture:
             pass
         try:
             stream.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a dead device may refuse to close
             pass
         stream_closed()
 

@@ -104,6 +104,6 @@ class AudioPlayback:
         try:
             stream.abort()
             stream.close()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - a dead device may refuse to stop
             pass
         stream_closed()

@@ -154,7 +154,7 @@ def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates,
     if recognizer is not None:
         try:
             recognizer.end()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any recogniser failure falls back to the live method
             error = f"phone recognition failed ({exc})"
             recognizer = None
     return {

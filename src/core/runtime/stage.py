@@ -133,7 +133,7 @@ class StageThread:
                 if not self._self_timed:
                     self.metrics.record(time.perf_counter() - t0, n=len(items))
                 self._emit(results)
-        except BaseException as exc:  # noqa: BLE001 - recorded for the owner to re-raise
+        except BaseException as exc:
             self.exception = exc
             log.exception("stage %s failed", self.name)
         finally:
@@ -142,6 +142,6 @@ class StageThread:
             if self._on_exit is not None:
                 try:
                     self._on_exit()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("stage %s: cleanup failed", self.name)
             self.finished.set()

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812 - the usual torch alias
+from torch.nn import functional as F
 
 N_MELS = 80
 MEL_WINDOW = 16
