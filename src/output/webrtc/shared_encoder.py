@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from src.core.runtime.newest import NewestValue
 from src.output.webrtc.tracks import VIDEO_CLOCK_HZ, VIDEO_TIME_BASE, FrameHub, HubFrame
 
 log = logging.getLogger(__name__)
@@ -35,14 +36,16 @@ class EncodedFrame:
     seq: int  # consecutive over encoded frames: a gap means a viewer missed one
 
 
-class SharedVp8Encoder:
+class SharedVp8Encoder(NewestValue[EncodedFrame]):
     """Encodes the hub's newest frame once per frame while any shared track is live (runs on the server loop)."""
 
+    closed_error = MediaStreamError
+
     def __init__(self, hub: FrameHub, bitrate_bps: int, keyframe_interval_s: float) -> None:
+        super().__init__()
         self.hub = hub
         self.bitrate = bitrate_bps
         self.keyframe_interval_s = keyframe_interval_s
-        self.latest: EncodedFrame | None = None
         self.consumers = 0
         self.encoded = 0
         self.keyframes = 0
@@ -51,9 +54,7 @@ class SharedVp8Encoder:
         self._want_key = True
         self._last_key = -1e9
         self._last_request = -1e9
-        self._waiters: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self.closed = False
 
     def start(self) -> None:
         if self._task is None:
@@ -118,7 +119,7 @@ class SharedVp8Encoder:
                         self.keyframes += 1
                     self._seq += 1
                     self.encoded += 1
-                    self._publish(EncodedFrame(packet, key, self._seq))
+                    self.set_latest(EncodedFrame(packet, key, self._seq))
         except MediaStreamError:
             pass  # the hub closed
         except Exception:
@@ -127,32 +128,8 @@ class SharedVp8Encoder:
         finally:
             self.close()
 
-    def _publish(self, enc: EncodedFrame) -> None:
-        self.latest = enc
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
-
-    async def next_after(self, seq: int) -> EncodedFrame:
-        while not self.closed:
-            latest = self.latest
-            if latest is not None and latest.seq > seq:
-                return latest
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.add(fut)
-            try:
-                await fut
-            finally:
-                self._waiters.discard(fut)
-        raise MediaStreamError("shared encoder closed")
-
     def close(self) -> None:
-        self.closed = True
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
+        super().close()
         if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
             self._task.cancel()
         self._codec = None

@@ -26,6 +26,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from src.audio.pcm import PcmQueue, PcmSource
+from src.core.runtime.newest import NewestValue
 
 log = logging.getLogger(__name__)
 
@@ -49,46 +50,21 @@ class HubFrame:
     seq: int
 
 
-class FrameHub:
+class FrameHub(NewestValue[HubFrame]):
     """The newest frame, and the viewers waiting for one. Used only on the server's loop."""
 
+    closed_error = MediaStreamError
+
     def __init__(self) -> None:
-        self.latest: HubFrame | None = None
+        super().__init__()
         self.t0: float | None = None  # capture time of the first frame: 90 kHz pts origin
-        self._waiters: set[asyncio.Future[None]] = set()
-        self.closed = False
 
     def publish(self, frame: HubFrame) -> None:
         if self.closed:
             return
         if self.t0 is None:
             self.t0 = frame.capture_ts
-        self.latest = frame
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
-
-    async def next_after(self, seq: int) -> HubFrame:
-        """The newest frame with a sequence number above `seq` (waits for one)."""
-        while not self.closed:
-            latest = self.latest
-            if latest is not None and latest.seq > seq:
-                return latest
-            fut = asyncio.get_running_loop().create_future()
-            self._waiters.add(fut)
-            try:
-                await fut
-            finally:
-                self._waiters.discard(fut)
-        raise MediaStreamError("frame hub closed")
-
-    def close(self) -> None:
-        self.closed = True
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(None)
-        self._waiters.clear()
+        self.set_latest(frame)
 
 
 class HubVideoTrack(MediaStreamTrack):
