@@ -22,6 +22,7 @@ import pyvirtualcam
 from src.core.config import AppConfig, VcamOutputConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
+from src.core.runtime.log_once import ErrorTally
 from src.output.base import OUTPUTS, Output
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class VirtualCameraOutput(Output):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._size = (0, 0)
-        self._error_kinds: set[str] = set()
+        self._send_errors = ErrorTally(log, "virtual camera: send failed (%s); further identical errors are only counted")
 
     @property
     def backend(self) -> str | None:
@@ -201,10 +202,7 @@ class VirtualCameraOutput(Output):
                 self.camera.send(data)
             except Exception as exc:  # noqa: BLE001 - one failed send never ends the stream
                 self.stats.errors += 1
-                kind = f"{type(exc).__name__}: {exc}"[:200]
-                if kind not in self._error_kinds:
-                    self._error_kinds.add(kind)
-                    log.warning("virtual camera: send failed (%s); further identical errors are only counted", kind)
+                self._send_errors.report(exc)
             self._last = data
             self.stats.sent += 1
             self.stats.repeats += int(repeat)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from src.core.runtime.log_once import ErrorTally
 from src.core.runtime.metrics import StageMetrics
 from src.core.runtime.ring_buffer import BufferClosed, RingBuffer
 
@@ -60,9 +61,8 @@ class StageThread:
         self._on_exit = on_exit
         self._self_timed = self_timed  # fn records its own busy time (its waits are not processing)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._error_kinds: set[str] = set()
+        self._errors = ErrorTally(log, f"stage {name}: %s (the stream goes on; further identical errors are only counted)")
         self.exception: BaseException | None = None
-        self.first_error: str | None = None
         self.finished = threading.Event()
 
     def start(self) -> None:
@@ -80,14 +80,14 @@ class StageThread:
     def started(self) -> bool:
         return self._thread.ident is not None
 
+    @property
+    def first_error(self) -> str | None:
+        """The first error an item raised (`Type: message`), if any."""
+        return self._errors.first
+
     def _report(self, exc: Exception) -> None:
         self.metrics.count_error()
-        kind = f"{type(exc).__name__}: {exc}"[:200]
-        if self.first_error is None:
-            self.first_error = kind
-        if kind not in self._error_kinds:
-            self._error_kinds.add(kind)
-            log.warning("stage %s: %s (the stream goes on; further identical errors are only counted)", self.name, kind)
+        self._errors.report(exc)
 
     def _emit(self, results: Sequence[Any]) -> None:
         for result in results:
