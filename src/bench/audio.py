@@ -9,7 +9,7 @@ Importable pieces:
   truth_regions(clean)          where the speech really is (energy on the clean signal)
   lip_sync_timing(open, fps, regions, duration_s)
                                 onset error, closing delay and silence opening of a per-frame mouth track
-  measure_render_speed(...)     audio seconds processed per wall-clock second (file_mouth_track + AAC mux)
+  measure_audio_render_speed(...)  audio seconds processed per wall-clock second (file_mouth_track + AAC mux)
   measure_audio_latency(...)    capture callback -> mouth_at() opening, through the real microphone path
                                 (PulseAudio virtual mic); pass `open_times` to measure to the output frames
   measure_playback_drift(...)   a file played in real time: lag of the mouth at the start vs the end
@@ -38,6 +38,7 @@ from src.audio.driver import AudioDriver
 from src.audio.io.file_source import decode_audio
 from src.audio.lipsync.track import file_mouth_track
 from src.core.config import AppConfig, load_config
+from src.core.runtime.metrics import percentiles
 
 SR = 16000
 PHRASES = (
@@ -179,7 +180,7 @@ def long_speech(workdir: Path, seconds: float = 60.0) -> tuple[Path, np.ndarray]
     return write_wav(workdir / "long_speech.wav", audio), audio
 
 
-def measure_render_speed(path: str | Path | None = None, seconds: float = 60.0, config: AppConfig | None = None,
+def measure_audio_render_speed(path: str | Path | None = None, seconds: float = 60.0, config: AppConfig | None = None,
                          fps: float = 30.0, method: str | None = None) -> dict[str, Any]:
     """Audio seconds processed per wall-clock second for the audio side of a render:
     the per-frame mouth track (decode, analysis, phone recognition, visemes) and the AAC mux."""
@@ -322,13 +323,10 @@ def measure_audio_latency(config: AppConfig | None = None, n_onsets: int = 20, o
 
 
 def _pct(values: list[float]) -> dict[str, float | None]:
+    """p50, p95 and max in ms, rounded to 0.1 (None each when there are no values)."""
     if not values:
         return {"p50": None, "p95": None, "max": None}
-    return {
-        "p50": round(float(np.percentile(values, 50)), 1),
-        "p95": round(float(np.percentile(values, 95)), 1),
-        "max": round(float(np.max(values)), 1),
-    }
+    return {**{k: round(v, 1) for k, v in percentiles(values).items()}, "max": round(float(np.max(values)), 1)}
 
 
 # -- file playback drift ---------------------------------------------------------------------------
@@ -382,7 +380,7 @@ def main() -> int:
     report: dict[str, Any] = {}
     if args.render_seconds > 0:
         if have_espeak():
-            report["render_speed"] = measure_render_speed(seconds=args.render_seconds)
+            report["render_speed"] = measure_audio_render_speed(seconds=args.render_seconds)
         else:
             report["render_speed"] = "skipped: espeak-ng missing"
     if args.latency_onsets > 0:

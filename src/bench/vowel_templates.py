@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import numpy as np
 from src.audio.io.file_source import decode_audio
 from src.audio.lipsync.analysis import FrameAnalyzer, VoiceActivityDetector
 from src.audio.lipsync.vowels import VOWELS, VowelTemplates
+from src.bench.audio import have_espeak
 from src.core.config import PROJECT_ROOT, VadConfig
 
 # espeak-ng phoneme mnemonics (en) closest to the five uLipSync vowels, held long.
@@ -34,10 +34,6 @@ BUILD_VOICES = ("en-us", "en-us+f3", "en-gb", "en-us+m3", "en-gb-x-rp", "en-029"
 EVAL_VOICES = ("en-us+f5", "en-gb-scotland", "en-gb-x-gbclan", "en+klatt", "en-us+f2", "en-gb-x-gbcwmd")
 DEFAULT_OUT = PROJECT_ROOT / "assets" / "voice" / "vowel_templates.json"
 TRIM = 0.15  # share of voiced frames dropped at each end (onset and offset transitions)
-
-
-def have_espeak() -> bool:
-    return shutil.which("espeak-ng") is not None
 
 
 def synth_phoneme(phoneme: str, voice: str, path: Path, hold: int = 6, speed_wpm: int = 80) -> Path:
