@@ -4,7 +4,6 @@ mask, batching order), export parity for both sizes, checkpoints that carry code
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import wave
@@ -30,9 +29,7 @@ FPS = 25.0
 
 
 def bench_module():
-    spec = importlib.util.spec_from_file_location("bench_neural", ROOT / "scripts" / "bench_neural.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    from src.bench import neural as mod
     return mod
 
 

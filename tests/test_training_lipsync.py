@@ -3,7 +3,6 @@ and the command line's one-line errors. (The few-minute training figure is in sc
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -31,9 +30,7 @@ def talking_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["sox", str(d / "s.wav"), "-r", "16000", "-c", "1", "-b", "16", str(d / "s16.wav")], check=True, capture_output=True)
     with wave.open(str(d / "s16.wav")) as wf:
         audio = np.frombuffer(wf.readframes(wf.getnframes()), np.int16).astype(np.float32) / 32768.0
-    spec = importlib.util.spec_from_file_location("bench_neural", ROOT / "scripts" / "bench_neural.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    from src.bench import neural as bench
     video = d / "talking.mp4"
     bench.make_talking_video(video, ROOT / "assets" / "portrait.png", audio, 25.0, size=256)
     return video
@@ -180,9 +177,7 @@ def test_training_figure_renders_with_the_chosen_file_lip_sync(tmp_path: Path) -
     """`train-figure --lipsync-method`: the talking video comes from `main.py render` with that method."""
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
         pytest.skip("espeak-ng and sox are needed to make speech (Debian packages)")
-    spec = importlib.util.spec_from_file_location("bench_neural", ROOT / "scripts" / "bench_neural.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)  # type: ignore[union-attr]
+    from src.bench import neural as bench
     audio = bench._espeak("Open wide, then shush.", tmp_path / "s.wav")
     openings = {}
     for method in ("phones", "live"):
