@@ -31,6 +31,7 @@ from src.frames import MouthShape, RenderedFrame, TrackedFrame, VideoFrame
 from src.output.base import Output, PipelineControls
 from src.output.fanout import OutputFanout
 from src.pipeline.metrics import PipelineMetrics
+from src.pipeline.onset_wake import OnsetWake
 from src.pipeline.pacing import Pacer
 from src.pipeline.ring_buffer import BufferClosed, RingBuffer
 from src.pipeline.stage import EndOfStream, StageThread
@@ -211,6 +212,7 @@ class LivePipeline:
             self._anim_in = None
             m_an = self.metrics.stage("animate")
         self._pacer = Pacer(pc.fps, self.stop_event)
+        self._onset = OnsetWake.attach(mouth, ONSET_OPEN_FRACTION * config.audio.mouth.max_open)  # None: poll
         self._mouth_was_open = False
         self._last_tick_t = 0.0
         self._out_index = 0
@@ -246,6 +248,8 @@ class LivePipeline:
         threshold = ONSET_OPEN_FRACTION * self.config.audio.mouth.max_open
         deadline = self._pacer.next_deadline()
         while not self.stop_event.is_set():
+            if self._onset is not None:
+                self._onset.arm()  # before looking: an onset from now on wakes the wait below
             now = time.monotonic()
             if now >= deadline:
                 self._pacer.wait()
@@ -260,7 +264,10 @@ class LivePipeline:
                 self.stop_event.wait(min(deadline - now, MIN_ONSET_GAP_S - (now - self._last_tick_t), ONSET_POLL_S))
                 continue
             self._mouth_was_open = opening
-            self.stop_event.wait(min(deadline - now, ONSET_POLL_S))
+            if self._onset is not None:
+                self._onset.wait(deadline - now)  # one wake a frame, or at an onset (src/pipeline/onset_wake.py)
+            else:
+                self.stop_event.wait(min(deadline - now, ONSET_POLL_S))
 
     def _animate_next(self) -> RenderedFrame | None:
         """One output frame: the newest tracked frame, or an idle tick when there is none in time."""
@@ -338,6 +345,8 @@ class LivePipeline:
     def stop(self) -> list[str]:
         """Stop every thread; returns the names of any still alive after the timeout (none expected)."""
         self.stop_event.set()
+        if self._onset is not None:
+            self._onset.wake()
         deadline = time.monotonic() + self.config.pipeline.stop_timeout_s
         _join_started(self.threads, deadline)
         # The producers have stopped: each output writes the frames already queued for it (the last
