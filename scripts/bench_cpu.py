@@ -102,7 +102,7 @@ def sample_cpu(pid: int, seconds: float) -> dict[str, Any]:
         "user_cores": round((u1 - u0) / wall, 4),
         "system_cores": round((s1 - s0) / wall, 4),
         "wall_s": round(wall, 2),
-        "busiest_threads": {k: round(c, 4) for c, k in reversed(threads[-5:]) if c > 0.001},
+        "busiest_threads": {k: round(c, 4) for c, k in reversed(threads[-12:]) if c > 0.001},
     }
 
 
