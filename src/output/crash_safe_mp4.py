@@ -25,7 +25,7 @@ import av
 log = logging.getLogger(__name__)
 
 FRAGMENT_S = 0.5  # a fragment is closed once it holds this much (and at every keyframe)
-KEYFRAME_S = 1.0  # a keyframe at least this often: a player can start at any second
+KEYFRAME_S = 1.0  # live: a keyframe at least this often, so a player can start at any second
 INTERLEAVE_S = 0.5  # the muxer waits at most this long for a silent stream before writing the others
 
 
@@ -53,13 +53,15 @@ def keyframe_interval(fps: float) -> int:
 
 
 def encoder_options(crf: int, preset: str, fps: float, live: bool) -> dict[str, str]:
-    """libx264 options: the configured quality, a keyframe each `KEYFRAME_S`; live, no encoder delay.
+    """libx264 options: the configured quality; live, a keyframe each `KEYFRAME_S` and no encoder delay.
 
     Live, one encoder thread: a 512 px frame takes a few ms, and frame threads would add a frame
-    of delay each; offline, x264 keeps its own thread count (the render uses every core)."""
-    opts = {"crf": str(crf), "preset": preset, "g": str(keyframe_interval(fps))}
+    of delay each. Offline, x264 keeps its own settings (threads, look-ahead, keyframe interval), so
+    a render's bitstream is what it was before fragmenting: fragments need no keyframes to play
+    from the start of the file."""
+    opts = {"crf": str(crf), "preset": preset}
     if live:
-        opts.update({"tune": "zerolatency", "threads": "1"})
+        opts.update({"g": str(keyframe_interval(fps)), "tune": "zerolatency", "threads": "1"})
     return opts
 
 
