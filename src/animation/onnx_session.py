@@ -27,6 +27,7 @@ import numpy as np
 
 from src.core.config import OnnxConfig
 from src.core.errors import ModelError
+from src.core.runtime.threads import onnx_session_options
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,7 @@ class OnnxModel:
         if not self.path.is_file():
             raise ModelError(f"model file {self.path}: not found; check the path in config.yaml (animation.*)")
         providers = select_providers(self.cfg.provider, available)
-        opts = ort.SessionOptions()
-        if self.cfg.intra_op_threads:
-            opts.intra_op_num_threads = self.cfg.intra_op_threads
+        opts = onnx_session_options(ort.SessionOptions(), self.cfg.intra_op_threads)  # sized pools that sleep when idle
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         provider_args: list[Any] = []
         for p in providers:

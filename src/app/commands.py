@@ -13,11 +13,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from src.animation import ANIMATORS, BaseAnimationModel, create_animator
 from src.app.calibrate_voice import cmd_calibrate_voice
 from src.app.devices import cmd_devices
+from src.audio import AudioDriver
 from src.capture import open_capture
 from src.core.config import AppConfig, load_config, resolve_path
 from src.core.errors import OutputError, UserError
@@ -112,13 +112,13 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
         features = lambda tf: window.latest()  # noqa: E731 - the newest complete window drives the next frame
         log.info("audio-driven model: its mouth lags the voice by %.0f ms (the mel window's future half)", window.lookahead_ms)
     pipe = LivePipeline(config, animator, outputs, capture=capture, mouth=mouth, stamper=stamper, features_at=features)
-    for out in outputs:
-        attach = getattr(out, "attach_audio", None)
-        if attach is not None and mouth is not None and hasattr(mouth, "add_pcm_listener"):
-            attach(mouth)
+    if mouth is not None:
+        for out in outputs:
+            if out.accepts_audio:
+                out.attach_audio(mouth)
     try:
         pipe.start()
-        if mouth is not None and hasattr(mouth, "start"):
+        if mouth is not None:
             mouth.start()
         for out in outputs:
             url = getattr(out, "url", None)
@@ -128,20 +128,16 @@ def cmd_run(args: argparse.Namespace, config: AppConfig) -> int:
         pipe.run(args.duration)
     finally:
         pipe.stop()
-        if mouth is not None and hasattr(mouth, "stop"):
+        if mouth is not None:
             mouth.stop()
     log.info("stopped: %s", pipe.metrics.summary_line())
     return 0
 
 
-def open_live_audio(spec: str | None, config: AppConfig, *, play: bool, loop: bool) -> Any:
+def open_live_audio(spec: str | None, config: AppConfig, *, play: bool, loop: bool) -> AudioDriver | None:
     """The live audio driver for `spec` (mic[:DEVICE] | file | none), or None."""
     if spec is None or spec.strip().lower() in ("", "none"):
         return None
-    try:
-        from src.audio import AudioDriver
-    except ImportError as exc:  # pragma: no cover - the audio package ships with the app
-        raise UserError(f"--audio {spec}: audio support is not installed ({exc}); reinstall with make setup") from None
     return AudioDriver(spec, config, realtime=True, loop=loop, play_audio=play)
 
 

@@ -506,7 +506,9 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
 
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
-    if args.lipsync:
+    if args.cpu:
+        name = "cpu"
+    elif args.lipsync:
         name = "lipsync"
     elif args.vowels:
         name = "vowels"
@@ -549,6 +551,10 @@ def main(argv: list[str] | None = None) -> int:
                     "espeak-ng voices; after calibration); only that is measured")
     ap.add_argument("--unet", action="store_true", help="U-Net figures: ms and fps per batch for both sizes (random weights), "
                     "ONNX Runtime vs PyTorch difference; only that is measured")
+    ap.add_argument("--cpu", action="store_true", help="CPU cores per live session (driver none, --audio FILE or speech_en.wav, "
+                    "the driver video; each alone and with one WebRTC viewer) and audio_sessions_in_85pct; only that is measured")
+    ap.add_argument("--cpu-cases", help="comma-separated subset of the --cpu cases, e.g. audio,audio+webrtc")
+    ap.add_argument("--cpu-seconds", type=float, default=10.0, help="--cpu: seconds measured per case, after 3 s of warm-up")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -568,7 +574,15 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.lipsync:
+    if args.cpu:
+        from src.bench.cpu import measure_cpu
+
+        report["cpu"] = measure_cpu(driver, args.audio, seconds=args.cpu_seconds, overrides=args.overrides,
+                                    cases=args.cpu_cases.split(",") if args.cpu_cases else None)
+        report.update({k: v for k, v in report["cpu"].items() if k.endswith("85pct") or k == "cpu_cores_per_session"})
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.lipsync:
         report["lipsync"] = measure_lipsync(config, args.source)
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True

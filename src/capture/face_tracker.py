@@ -51,6 +51,9 @@ class FaceTracker:
     def __init__(self, cfg: TrackingConfig | None = None, static_image_mode: bool = False, max_faces: int | None = None) -> None:
         import mediapipe as mp  # heavy import, deferred
 
+        from src.core.runtime.threads import configure
+
+        configure()  # BLAS and OpenCV pools (colour conversion, the landmark maths) sized, not spinning
         cfg = cfg or TrackingConfig()
         with quiet_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(

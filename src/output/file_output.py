@@ -12,6 +12,7 @@ import av
 from src.core.config import AppConfig, FileOutputConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
+from src.output import crash_safe_mp4
 from src.output.audio_mux import AudioMuxSource, LivePcmMux
 from src.output.base import OUTPUTS, Output
 
@@ -72,7 +73,9 @@ class FileOutput(Output):
         if width % 2 or height % 2:
             raise OutputError(f"output file {self.path}: {width}x{height} is odd; H.264 needs even sizes (set animation.output_size_px)")
         try:
-            self._container = av.open(str(self.path), mode="w")
+            # fragmented while it is written: playable up to a crash (src/output/crash_safe_mp4.py)
+            opts = crash_safe_mp4.container_options() if crash_safe_mp4.applies(self.path) else {}
+            self._container = av.open(str(self.path), mode="w", options=opts)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"output file {self.path}: cannot open for writing ({exc}); choose another path") from None
         try:
@@ -85,7 +88,7 @@ class FileOutput(Output):
         stream.pix_fmt = "yuv420p"
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
-        stream.options = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
+        stream.options = crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, fps, live=True)
         self._stream = stream
         if self.audio is not None:
             self.audio.open(self._container)
@@ -106,6 +109,8 @@ class FileOutput(Output):
 
     def write(self, frame: RenderedFrame) -> None:
         assert self._container is not None and self._stream is not None, "open() first"
+        if self.frames == 0 and frame.media_time_s is not None:  # offline: x264 may buffer and use its threads
+            self._stream.options = crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, self._fps, live=False)
         vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
         vf.pts = self._pts(frame)
         vf.time_base = TIME_BASE
@@ -127,7 +132,9 @@ class FileOutput(Output):
         finally:
             self._container.close()
             self._container = None
-            log.info("wrote %d frames to %s", self.frames, self.path)
+        if crash_safe_mp4.applies(self.path):
+            crash_safe_mp4.finalize(self.path)  # a clean stop: the fragments become a plain MP4
+        log.info("wrote %d frames to %s", self.frames, self.path)
 
 
 OUTPUTS.register("file", FileOutput)

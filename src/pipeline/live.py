@@ -35,6 +35,7 @@ from src.core.runtime.ring_buffer import BufferClosed
 from src.core.runtime.stage import EndOfStream
 from src.output.base import Output, PipelineControls
 from src.pipeline.graph import StageGraph
+from src.pipeline.onset_wake import OnsetWake
 
 log = logging.getLogger(__name__)
 
@@ -192,9 +193,10 @@ class LivePipeline:
                                          toggle_motion_mode=self.state.toggle_motion_mode, retry_model=animator.retry)
         self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
         self.period = 1.0 / config.pipeline.fps
-        self._m_capture = self.metrics.stage("capture")
+        self._m_capture = self.metrics.stage("capture") if capture is not None else None
         self._m_animate = self.metrics.stage("animate")
         self._pacer = Pacer(config.pipeline.fps, self.stop_event)
+        self._onset = OnsetWake.attach(mouth, ONSET_OPEN_FRACTION * config.audio.mouth.max_open)  # None: poll
         self._mouth_was_open = False
         self._last_tick_t = 0.0
         self._out_index = 0
@@ -209,7 +211,8 @@ class LivePipeline:
         frame = self.capture.read()
         if frame is None:
             raise EndOfStream
-        self._m_capture.record(self.capture.last_read_s)
+        if self._m_capture is not None:
+            self._m_capture.record(self.capture.last_read_s)
         return frame
 
     def _tick(self) -> TrackedFrame:
@@ -226,6 +229,8 @@ class LivePipeline:
         threshold = ONSET_OPEN_FRACTION * self.config.audio.mouth.max_open
         deadline = self._pacer.next_deadline()
         while not self.stop_event.is_set():
+            if self._onset is not None:
+                self._onset.arm()  # before looking: an onset from now on wakes the wait below
             now = time.monotonic()
             if now >= deadline:
                 self._pacer.wait()
@@ -240,7 +245,10 @@ class LivePipeline:
                 self.stop_event.wait(min(deadline - now, MIN_ONSET_GAP_S - (now - self._last_tick_t), ONSET_POLL_S))
                 continue
             self._mouth_was_open = opening
-            self.stop_event.wait(min(deadline - now, ONSET_POLL_S))
+            if self._onset is not None:
+                self._onset.wait(deadline - now)  # one wake a frame, or at an onset (src/pipeline/onset_wake.py)
+            else:
+                self.stop_event.wait(min(deadline - now, ONSET_POLL_S))
 
     def _animate_next(self) -> RenderedFrame | None:
         """One output frame: the newest tracked frame, or an idle tick when there is none in time."""
@@ -309,6 +317,9 @@ class LivePipeline:
     def stop(self) -> list[str]:
         """Stop every thread (outputs drain what is queued for them first); returns the names of any still
         alive after `pipeline.stop_timeout_s` (none expected)."""
+        self.stop_event.set()
+        if self._onset is not None:
+            self._onset.wake()
         alive = self.graph.stop()
         if self.capture is not None:
             self.capture.close()

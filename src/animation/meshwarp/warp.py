@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from src.animation.meshwarp.raster import HAVE_NUMBA, raster_affine_maps, warm_up
+from src.core.runtime.threads import configure as configure_threads
 
 SUBPIXEL_BITS = 4  # fillConvexPoly fixed-point precision
 MOVE_EPS_PX = 0.05  # a triangle whose corners all moved less than this keeps the identity map
@@ -34,6 +35,7 @@ class PiecewiseAffineWarper:
         """`src_points` (N, 2+) in output pixels, `triangles` (T, 3) indices, `size` (width, height).
         `cullable` (T,) marks triangles that may be dropped when they turn away from the camera
         (surface triangles); the others (elastic bands) are always drawn, folded or not."""
+        configure_threads()  # BLAS, OpenCV and numba pools sized before the first frame (src/core/runtime/threads.py)
         self.src = np.ascontiguousarray(src_points[:, :2], dtype=np.float32)
         self.triangles = np.ascontiguousarray(triangles, dtype=np.int32)
         self.width, self.height = size

@@ -48,6 +48,9 @@ class FrameAnalyzer:
     def __init__(self, sample_rate_hz: int = 16000, window_ms: float = 32.0) -> None:
         from scipy.signal import lfilter  # imported here, not at module load: scipy.signal takes ~1 s to import
 
+        from src.core.runtime.threads import configure
+
+        configure()  # after SciPy's import: its OpenBLAS is limited too (the hop's products must not wake a pool)
         self._lfilter = lfilter
         self.rate = sample_rate_hz
         self.win = int(round(sample_rate_hz * window_ms / 1000.0))
