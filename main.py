@@ -1,7 +1,7 @@
 """puppetcam: animate a portrait live from a webcam and/or a voice, and stream it.
 
     python main.py run      [--source IMG] [--driver webcam[:N]|VIDEO|none] [--audio mic[:DEV]|FILE|none] [--output SPEC ...]
-    python main.py render   --source IMG [--driver VIDEO] [--audio FILE] --output OUT.mp4
+    python main.py render   --source IMG [--driver VIDEO] [--audio FILE | --text WORDS [--voice de]] --output OUT.mp4
     python main.py prepare  --source IMG
     python main.py devices
 
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--face-index", type=int, help="which face of the portrait when it has several (0 = largest)")
     render.add_argument("--driver", help="driving video (default: none: idle motion)")
     render.add_argument("--audio", help="speech audio file: lip sync, and the output carries it")
+    render.add_argument("--text", help="words to speak (text to speech): the mouth follows its phonemes; a .vtt is written beside")
+    render.add_argument("--voice", help="text-to-speech voice, an espeak-ng language code (default: audio.tts.voice)")
     render.add_argument("--output", required=True, help="output video file (.mp4)")
     render.add_argument("--animator", help="animator name (default: animation.model in config)")
     render.add_argument("--batch", type=int, help="frames per animator call")

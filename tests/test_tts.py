@@ -19,7 +19,7 @@ def test_synthesize_gives_audio_with_phoneme_and_word_timings(voice: str, text: 
     assert u.sample_rate_hz > 8000
     assert 0.8 < u.duration_s < 5.0
     assert 0.05 < float(np.max(np.abs(u.pcm))) <= 1.0
-    assert [w.text for w in u.words] == text.replace(",", "").replace(".", "").replace("?", "").split()[:n_words]
+    assert [w.text for w in u.words] == text.split()[:n_words]
     assert len(u.phonemes) >= 15
     # phonemes tile the utterance in order, and the words lie in it in order
     for a, b in zip(u.phonemes, u.phonemes[1:], strict=False):

@@ -203,10 +203,15 @@ def _events_to_timings(text: str, events: list[tuple[int, int, int, int, str]], 
     words: list[WordEvent] = []
     for k, (s, pos, length) in enumerate(w_raw):
         nxt = w_raw[k + 1][0] if k + 1 < len(w_raw) else end_sample
-        sounding = [p.end_s for p in phonemes if s / rate <= p.start_s < nxt / rate and is_sounding(p.phoneme)]
-        e = max(sounding) if sounding else nxt / rate
-        word = chars[max(0, pos - 1) : max(0, pos - 1) + max(length, 0)].strip()
-        start = max(s / rate, words[-1].end_s if words else 0.0)  # word events may precede the last phoneme
+        inside = [p for p in phonemes if s / rate <= p.start_s < nxt / rate and is_sounding(p.phoneme)]
+        e = max(p.end_s for p in inside) if inside else nxt / rate
+        # the word's text runs to the next word's position: its punctuation stays with it (captions break after
+        # a sentence), and scripts without spaces (Chinese) keep every character even where lengths are off
+        a = max(0, pos - 1)
+        b = max(a + max(length, 0), w_raw[k + 1][1] - 1) if k + 1 < len(w_raw) else len(chars)
+        word = chars[a:b].strip()
+        # a word event may come at the pause before the word, or before the last phoneme of the previous word
+        start = max(min(p.start_s for p in inside) if inside else s / rate, words[-1].end_s if words else 0.0)
         if word:
             words.append(WordEvent(start, max(e, start), word))
     return tuple(phonemes), tuple(words)
