@@ -105,7 +105,9 @@ def _smooth_classes(classes: list[str], k: int) -> list[str]:
         if not c:
             continue
         window = [x for x in classes[max(0, i - half) : i + half + 1] if x]
-        out[i] = max(set(window), key=window.count)
+        # ties go to this hop's own class, then to the earliest in the window: max over a set followed string
+        # hashing, which changes from process to process (the same file gave different mouths in two runs)
+        out[i] = max(window, key=lambda x: (window.count(x), x == c))
     return out
 
 
