@@ -163,7 +163,11 @@ def phrase_timing(dep: np.ndarray, fps: float, regions: list[tuple[float, float]
 
 
 def measure_file(mp4_opening: np.ndarray, fps: float, pcm16k: np.ndarray, regions: list[tuple[float, float]]) -> dict[str, Any]:
-    rest = float(np.nanmedian(mp4_opening[: max(1, int((regions[0][0] - 0.15) * fps))]))
+    """The figures of one rendered file; the mouth at rest is its median before the first phrase (or, when the
+    speech starts at once, as TTS output does, after the last one)."""
+    before = mp4_opening[: int((regions[0][0] - 0.15) * fps)] if regions[0][0] > 0.25 else mp4_opening[:0]
+    after = mp4_opening[int((regions[-1][1] + 0.2) * fps) :]
+    rest = float(np.nanmedian(before if before.size else after if after.size else mp4_opening[:1]))
     dep = np.abs(np.nan_to_num(mp4_opening - rest, nan=0.0))
     env = envelope_ms(pcm16k, 16000)
     lag, corr = best_lag(env, displayed_ms(dep, fps, len(env)))
@@ -213,4 +217,82 @@ def measure_languages(config: AppConfig, source: str,
                 files.append(f)
             out["languages"][lang] = {"phrases": list(SENTENCES[lang]), "summary": summarise(files), "files": files}
     out["all_meet_goals"] = all(v["summary"]["meets_goals"] for v in out["languages"].values())
+    return out
+
+
+def energy_regions(pcm: np.ndarray, rate: int, min_gap_s: float = 0.25, threshold_dbfs: float = -50.0) -> list[tuple[float, float]]:
+    """Where a clean signal sounds: 5 ms hops above `threshold_dbfs`, gaps under `min_gap_s` bridged."""
+    hop = int(0.005 * rate)
+    n = len(pcm) // hop
+    db = 20 * np.log10(np.sqrt(np.mean(pcm[: n * hop].reshape(n, hop).astype(np.float64) ** 2, axis=1)) + 1e-12)
+    out: list[list[float]] = []
+    for i in np.flatnonzero(db > threshold_dbfs):
+        t = i * hop / rate
+        if out and t - out[-1][1] < min_gap_s:
+            out[-1][1] = t + hop / rate
+        else:
+            out.append([t, t + hop / rate])
+    return [(a, b) for a, b in out]
+
+
+def measure_tts(lang: str, source: str, workdir: Path, mp4_opening: Callable[[Path], tuple[np.ndarray, float]],
+                overrides: list[str]) -> dict[str, Any]:
+    """`main.py render --text ... --voice LANG` as a user runs it (mouth from the TTS phonemes), measured like the files."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    text = " ".join(SENTENCES[lang])
+    mp4 = workdir / f"tts_{lang}.mp4"
+    cmd = [sys.executable, str(root / "main.py"), "render", "--source", source, "--text", text, "--voice", lang,
+           "--output", str(mp4)]
+    for o in overrides:
+        cmd += ["--set", o]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=root)
+    u = synthesize(text, lang)  # the same text and voice give the same samples
+    g = math.gcd(u.sample_rate_hz, 16000)
+    pcm16k = resample_poly(u.pcm.astype(np.float64), 16000 // g, u.sample_rate_hz // g)
+    regions = energy_regions(u.pcm, u.sample_rate_hz)
+    opening, fps = mp4_opening(mp4)
+    r = {"method": "tts", "vtt": mp4.with_suffix(".vtt").is_file(), **measure_file(opening, fps, pcm16k, regions)}
+    return r
+
+
+def measure_language_figures(config: AppConfig, clip: Path,
+                             render_talking: Callable[[AppConfig, str, Path, Path], dict[str, Any]],
+                             mp4_opening: Callable[[Path], tuple[np.ndarray, float]],
+                             languages: list[str] | None = None, workdir: Path | None = None) -> dict[str, Any]:
+    """Every figure of the multi-language lip sync: `auto` (the default), the language declared
+    (`audio.language: de` ...), the live method with and without its offline lookahead, and render --text."""
+    from src.audio import track as track_module
+
+    languages = languages or list(SENTENCES)
+    workdir = workdir or Path(tempfile.mkdtemp())
+    portrait = str(closed_mouth_portrait(clip, workdir / "closed_mouth_portrait.png"))
+    out: dict[str, Any] = {"portrait": f"{clip.name} frame {CLIP_FRAME}, lips closed, scaled 2x"}
+    out["auto"] = measure_languages(config, portrait, render_talking, mp4_opening, languages)
+    declared: dict[str, Any] = {"languages": {}}
+    for lang in languages:
+        code = "en" if lang.startswith("en") else lang
+        cfg = config.model_copy(deep=True)
+        cfg.audio.language = code
+        declared["languages"].update(measure_languages(cfg, portrait, render_talking, mp4_opening, [lang])["languages"])
+    declared["all_meet_goals"] = all(v["summary"]["meets_goals"] for v in declared["languages"].values())
+    out["declared"] = declared
+    live = config.model_copy(deep=True)
+    live.audio.visemes.method = "live"
+    one = ((16000, 1),)
+    out["live_with_lookahead"] = measure_languages(live, portrait, render_talking, mp4_opening, languages, one)
+    original = track_module.live_method_delay_s
+    track_module.live_method_delay_s = lambda acfg: 0.0  # the same renders before the compensation
+    try:
+        out["live_without_lookahead"] = measure_languages(live, portrait, render_talking, mp4_opening, languages, one)
+    finally:
+        track_module.live_method_delay_s = original
+    overrides = [f"idle.sway_deg={config.idle.sway_deg}", f"idle.breath_amplitude={config.idle.breath_amplitude}",
+                 f"idle.seed={config.idle.seed}", f"animation.output_size_px={config.animation.output_size_px}"]
+    tts: dict[str, Any] = {}
+    for lang in languages:
+        tts[lang] = measure_tts(lang, portrait, workdir, mp4_opening, overrides)
+    out["render_text"] = tts
     return out
