@@ -17,6 +17,7 @@ re-detected in the mp4 as written. Per file:
 
 from __future__ import annotations
 
+import functools
 import math
 import tempfile
 import wave
@@ -43,6 +44,7 @@ SENTENCES: dict[str, tuple[str, str]] = {
 FORMATS: tuple[tuple[int, int], ...] = ((16000, 1), (16000, 2), (44100, 1), (44100, 2), (48000, 1), (48000, 2))
 LEAD_S, GAP_S, TAIL_S = 0.6, 0.8, 0.6
 CLIP_FRAME = 97  # the shared clip's frame with closed lips, head near frontal (re-detected lip gap 0)
+REST_PAUSE_S = 0.35  # audio.visemes.relax_pause_ms: pauses this long close the mouth
 GOALS = {"abs_lag_ms": 20.0, "onset_median_ms": 20.0, "close_ms": 150.0}
 
 
@@ -59,9 +61,11 @@ def closed_mouth_portrait(clip: Path, out: Path, frame_index: int = CLIP_FRAME) 
     return out
 
 
+@functools.cache
 def speech(lang: str) -> tuple[np.ndarray, int, list[tuple[float, float]]]:
     """Lead silence, phrase, gap, phrase, tail, at the TTS rate; and the phrases' true (start, end) in seconds
-    (first to last sample above -50 dBFS in 5 ms hops)."""
+    (first to last sample above -50 dBFS in 5 ms hops). Made once per process: libespeak-ng's output varies by a
+    few ms from call to call, and every mode of a language must measure the same sound."""
     parts: list[np.ndarray] = []
     rate = 0
     for text in SENTENCES[lang]:
@@ -153,12 +157,15 @@ def phrase_timing(dep: np.ndarray, fps: float, regions: list[tuple[float, float]
     thr = frac * rng
     t = np.arange(len(dep)) / fps
     onsets, closes = [], []
-    for s, e in regions:
-        win = np.flatnonzero((t >= s - 0.15) & (t <= e))
-        hit = win[dep[win] >= thr]
-        onsets.append(round(1000.0 * (t[hit[0]] - s), 1) if len(hit) else float("inf"))
-        after = np.flatnonzero((t >= e) & (dep <= thr))
-        closes.append(round(1000.0 * (t[after[0]] - e), 1) if len(after) else float("inf"))
+    for i, (s, e) in enumerate(regions):
+        # only phrases after / before a pause the mouth closes in (shorter pauses hold or relax it, by design)
+        if i == 0 or s - regions[i - 1][1] >= REST_PAUSE_S:
+            win = np.flatnonzero((t >= s - 0.15) & (t <= e))
+            hit = win[dep[win] >= thr]
+            onsets.append(round(1000.0 * (t[hit[0]] - s), 1) if len(hit) else float("inf"))
+        if i + 1 == len(regions) or regions[i + 1][0] - e >= REST_PAUSE_S:
+            after = np.flatnonzero((t >= e) & (dep <= thr))
+            closes.append(round(1000.0 * (t[after[0]] - e), 1) if len(after) else float("inf"))
     return {"onset_errors_ms": onsets, "close_delays_ms": closes}
 
 
@@ -249,10 +256,10 @@ def measure_tts(lang: str, source: str, workdir: Path, mp4_opening: Callable[[Pa
     for o in overrides:
         cmd += ["--set", o]
     subprocess.run(cmd, check=True, capture_output=True, cwd=root)
-    u = synthesize(text, lang)  # the same text and voice give the same samples
-    g = math.gcd(u.sample_rate_hz, 16000)
-    pcm16k = resample_poly(u.pcm.astype(np.float64), 16000 // g, u.sample_rate_hz // g)
-    regions = energy_regions(u.pcm, u.sample_rate_hz)
+    from src.audio import decode_audio
+
+    pcm16k = decode_audio(mp4).astype(np.float64)  # the speech as written into the mp4 (AAC, 16 kHz mono here)
+    regions = energy_regions(pcm16k, 16000, min_gap_s=REST_PAUSE_S)
     opening, fps = mp4_opening(mp4)
     r = {"method": "tts", "vtt": mp4.with_suffix(".vtt").is_file(), **measure_file(opening, fps, pcm16k, regions)}
     return r
