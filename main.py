@@ -1,7 +1,7 @@
 """puppetcam: animate a portrait live from a webcam and/or a voice, and stream it.
 
     python main.py run      [--source IMG] [--driver webcam[:N]|VIDEO|none] [--audio mic[:DEV]|FILE|none] [--output SPEC ...]
-    python main.py render   --source IMG [--driver VIDEO] [--audio FILE] --output OUT.mp4
+    python main.py render   --source IMG [--driver VIDEO] [--audio FILE | --text WORDS [--voice de]] --output OUT.mp4
     python main.py prepare  --source IMG
     python main.py devices
 

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--face-index", type=int, help="which face of the portrait when it has several (0 = largest)")
     render.add_argument("--driver", help="driving video (default: none: idle motion)")
     render.add_argument("--audio", help="speech audio file: lip sync, and the output carries it")
+    render.add_argument("--text", help="words to speak (text to speech): the mouth follows its phonemes; a .vtt is written beside")
+    render.add_argument("--voice", help="text-to-speech voice, an espeak-ng language code (default: audio.tts.voice)")
     render.add_argument("--output", required=True, help="output video file (.mp4)")
     render.add_argument("--animator", help="animator name (default: animation.model in config)")
     render.add_argument("--batch", type=int, help="frames per animator call")

@@ -151,6 +151,13 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
         raise UserError(f"--batch {args.batch}: must be 1 or more")
     if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):
         raise UserError(f"--duration {args.duration}: must be a positive number of seconds")
+    text_track = None
+    if getattr(args, "text", None) is not None:
+        if args.audio:
+            raise UserError("--text and --audio: give one of them (the text is spoken, the audio file is lip-synced)")
+        args.audio = str(out_path.with_name(f".{out_path.stem}.tts.wav"))  # removed after the render
+    elif getattr(args, "voice", None):
+        raise UserError(f"--voice {args.voice}: only used with --text")
     capture = open_capture(args.driver, config, realtime=False, loop=False) if args.driver else None
     try:
         animator = build_animator(config, args.animator, source_path(args, config), live=False)
@@ -168,7 +175,12 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
 
         # Phone recognition holds the GIL: run it before the render threads start. An audio-driven model
         # reads the audio itself; its fallback (meshwarp) gets the cheap live-method shapes.
-        track = file_mouth_track(args.audio, fps, config, method="live" if animator.needs_audio_features else None)
+        if getattr(args, "text", None) is not None:
+            from src.audio.tts.render_text import speak_to_files
+
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            text_track, _ = speak_to_files(args.text, args.voice, config, out_path, Path(args.audio), fps)
+        track = text_track or file_mouth_track(args.audio, fps, config, method="live" if animator.needs_audio_features else None)
         mouth_track = track.shapes
         n_frames = track.n_frames
         if capture is not None:
@@ -187,8 +199,12 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
         from src.audio import decode_audio
 
         features = mel_windows(decode_audio(args.audio), fps, n_frames or 0)
-    result = render(config, animator, [output], capture=capture, n_frames=n_frames, fps=fps, mouth_track=mouth_track,
-                    audio_features=features, batch_size=args.batch)
+    try:
+        result = render(config, animator, [output], capture=capture, n_frames=n_frames, fps=fps, mouth_track=mouth_track,
+                        audio_features=features, batch_size=args.batch)
+    finally:
+        if text_track is not None:
+            Path(args.audio).unlink(missing_ok=True)
     log.info("rendered %d frames (%.2f s at %.2f fps) in %.2f s: %.1fx real time -> %s", result.frames, result.media_duration_s,
              result.fps, result.wall_s, result.speed_x, out_path)
     if result.corrupt_frames:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from src.core.errors import ConfigError
+from src.core.languages import check_language
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.yaml"
@@ -167,8 +168,15 @@ class VisemeConfig(Section):
     onset_lead_ms: float = Field(10.0, ge=0, le=200)
 
 
+class TtsConfig(Section):
+    engine: str = "espeak"
+    voice: str = "en-us"
+    piper_model: str | None = None
+
+
 class AudioConfig(Section):
     input: str = "none"
+    language: str = "auto"
     sample_rate_hz: Literal[16000] = 16000
     block_ms: float = Field(10.0, gt=0, le=100)
     play_audio: bool = False
@@ -181,6 +189,12 @@ class AudioConfig(Section):
     vad: VadConfig = VadConfig()
     mouth: MouthSmoothingConfig = MouthSmoothingConfig()
     visemes: VisemeConfig = VisemeConfig()
+    tts: TtsConfig = TtsConfig()
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, v: str) -> str:
+        return check_language(v)
 
 
 class PipelineConfig(Section):

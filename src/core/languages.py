@@ -1,0 +1,37 @@
+"""The languages `audio.language` accepts: espeak-ng's, read from the data bundled in the espeakng-loader wheel."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+SPECIAL = ("auto", "en")
+
+
+@functools.lru_cache(maxsize=1)
+def known_languages() -> tuple[str, ...]:
+    """Primary language codes espeak-ng has a dictionary for (from the espeakng-loader wheel's data)."""
+    codes: set[str] = set()
+    try:
+        import espeakng_loader
+
+        data = str(espeakng_loader.get_data_path())
+        codes = {f[: -len("_dict")] for f in os.listdir(data) if f.endswith("_dict")}
+    except (ImportError, OSError):
+        pass
+    return tuple(sorted(codes | {"en"}))
+
+
+def check_language(code: str) -> str:
+    """`code` normalised (lower case), or ValueError naming the known codes."""
+    c = str(code).strip().lower().replace("_", "-")
+    if c in SPECIAL or c.split("-")[0] in known_languages():
+        return c
+    known = known_languages()
+    common = [k for k in ("de", "fr", "es", "it", "pt", "nl", "pl", "ru", "ja", "cmn") if k in known]
+    raise ValueError(f"unknown language {code!r}; use auto, en or an espeak-ng language code such as "
+                     f"{', '.join(common)} (known: {', '.join(known)})")
+
+
+def is_english(code: str) -> bool:
+    return code.split("-")[0] == "en"
