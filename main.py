@@ -4,6 +4,7 @@
     python main.py render   --source IMG [--driver VIDEO] [--audio FILE | --text WORDS [--voice de]] --output OUT.mp4
     python main.py prepare  --source IMG
     python main.py devices
+    python main.py serve    [--host H] [--port P] [--max-sessions N] [--engine local]
 
 Exit status: 0 on success, 2 on a user error (a one-line message on stderr), 1 on an internal error.
 """
@@ -23,6 +24,9 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's probing warnings 
 
 from src.errors import UserError  # noqa: E402
 from src.pipeline import session as commands  # noqa: E402
+from src.serve.cli import add_serve_parser, cmd_serve  # noqa: E402
+
+commands.register_command("serve", add_serve_parser, cmd_serve)
 
 log = logging.getLogger("puppetcam")
 
