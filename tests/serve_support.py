@@ -104,7 +104,7 @@ def create(base: str, *, admin: str | None = None, files: dict[str, tuple[str, b
 class Received:
     frames: int = 0
     first_frame_at: float | None = None
-    images: list[np.ndarray] = field(default_factory=list)
+    images: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (arrival monotonic, BGR)
     audio: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (arrival monotonic, mono float32 48 kHz)
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     status: int = 0
@@ -140,7 +140,7 @@ async def view(base: str, session_id: str, token: str, seconds: float, *, keep_i
                     if got.first_frame_at is None:
                         got.first_frame_at = now
                     if len(got.images) < keep_images:
-                        got.images.append(frame.to_ndarray(format="bgr24"))
+                        got.images.append((now, frame.to_ndarray(format="bgr24")))
                 else:
                     pcm = frame.to_ndarray().astype(np.float32).reshape(-1, len(frame.layout.channels)).mean(axis=1)
                     got.audio.append((now, pcm / 32768.0))

@@ -24,6 +24,7 @@ class JitterBuffer:
         self._size = 0
         self._lock = threading.Lock()
         self._playing = False
+        self._flushing = False
         self.underruns = 0
         self.dropped_samples = 0
         self.received_samples = 0
@@ -69,22 +70,25 @@ class JitterBuffer:
                 self._size -= k
                 got += k
             self.played_samples += got
-            if self._size == 0:
+            if self._size == 0:  # ran dry: an underrun, unless the sender said it was done
                 self._playing = False
-                if got < n:
+                if not self._flushing:
                     self.underruns += 1
+                self._flushing = False
             return out if got else None
 
     def flush(self) -> None:
         """The sender is done: play what is buffered even below the target."""
         with self._lock:
             self._playing = self._size > 0
+            self._flushing = self._playing
 
     def clear(self) -> None:
         with self._lock:
             self._blocks.clear()
             self._size = 0
             self._playing = False
+            self._flushing = False
 
     def __len__(self) -> int:
         with self._lock:
