@@ -16,6 +16,7 @@ import numpy as np
 
 from src.config import AppConfig
 from src.registry import Registry
+from src.serve.batching import ModelBatchers
 from src.serve.session import AnimatorFactory, Session, SessionSpec, default_animator_factory
 
 log = logging.getLogger(__name__)
@@ -60,12 +61,17 @@ class LocalEngine:
         self.animator_factory = animator_factory
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        pc, sc = config.pipeline, config.serve
+        wait_ms = sc.batch_wait_ms if sc.batch_wait_ms is not None else pc.latency_budget_ms / 4.0
+        self.batchers = ModelBatchers(pc.batch_size if pc.batch_size > 1 else sc.max_sessions, wait_ms / 1000.0)
 
     def create(self, spec: SessionSpec) -> Session:
         session_id = secrets.token_hex(6)
         session = Session(session_id, spec, self.config, self.animator_factory)
         try:
             session.prepare()
+            if getattr(session.animator, "batched", False):  # neural: one model worker for every session
+                session.shared_models = self.batchers.share(session.animator)
             session.start()
         except BaseException:
             session.stop("failed to start")
@@ -93,9 +99,14 @@ class LocalEngine:
         release_memory()
         return True
 
+    def batch_sizes(self) -> dict[str, dict[int, int]]:
+        """Rows per cross-session model run -> runs, per model (for /metrics)."""
+        return self.batchers.batch_sizes()
+
     def close(self) -> None:
         for s in self.list():
             self.delete(s.id, "server shutdown")
+        self.batchers.close()
 
 
 ENGINES: Registry[Any] = Registry("session engine", "--engine")

@@ -92,6 +92,7 @@ class Session:
         self._frames_seen = 0
         self._frames_changed_at = time.monotonic()
         self.first_frame_at: float | None = None
+        self.shared_models = 0  # the animator's ONNX models served by cross-session batch workers
 
     # -- lifecycle -----------------------------------------------------------------------------
     def prepare(self) -> None:
