@@ -507,7 +507,9 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
 
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
-    if args.lipsync:
+    if args.serve:
+        name = "serve"
+    elif args.lipsync:
         name = "lipsync"
     elif args.vowels:
         name = "vowels"
@@ -550,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
                     "espeak-ng voices; after calibration); only that is measured")
     ap.add_argument("--unet", action="store_true", help="U-Net figures: ms and fps per batch for both sizes (random weights), "
                     "ONNX Runtime vs PyTorch difference; only that is measured")
+    ap.add_argument("--serve", action="store_true", help="`main.py serve` figures (scripts/bench_serve.py): create to first "
+                    "frame in Chromium, say to first audio, concurrent browser sessions (up to --sessions), create/delete "
+                    "cycles; only that is measured")
+    ap.add_argument("--sessions", type=int, default=4, help="most concurrent browser sessions tried by --serve")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -569,7 +575,13 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.lipsync:
+    if args.serve:
+        from scripts.bench_serve import measure_serve
+
+        report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.lipsync:
         report["lipsync"] = measure_lipsync(config, args.source)
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True

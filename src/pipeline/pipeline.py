@@ -221,6 +221,7 @@ class LivePipeline:
         self.threads.append(StageThread("animate", self._animate_next, m_an, self.stop_event, outboxes=self.fanout.buffers,
                                         self_timed=True))
         self._opened = False
+        self.freeze_gc = True  # a server hosting many pipelines turns this off: frozen objects are never collected
 
     # -- stage bodies --------------------------------------------------------------------------
 
@@ -303,7 +304,8 @@ class LivePipeline:
         size = self.animator.output_size
         self.fanout.open(size, size, self.config.pipeline.fps, self.controls)
         self._opened = True
-        freeze_startup_objects()
+        if self.freeze_gc:
+            freeze_startup_objects()
         self.fanout.start()
         for t in self.threads:
             t.start()

@@ -268,6 +268,14 @@ async def say(request: web.Request) -> web.Response:
     return _json(m.SayAccepted(queued=queued), 202)
 
 
+def without_mdns_candidates(sdp: str) -> str:
+    """The offer without browser host candidates hidden behind mDNS names (`....local`): resolving them costs aiortc
+    a one-second timeout per offer, and the browser's checks reach us anyway (peer-reflexive candidates)."""
+    lines = sdp.split("\r\n") if "\r\n" in sdp else sdp.split("\n")
+    keep = [ln for ln in lines if not (ln.startswith("a=candidate:") and ".local " in ln)]
+    return ("\r\n" if "\r\n" in sdp else "\n").join(keep)
+
+
 def _check_voice(config: AppConfig, voice: str) -> None:
     from src.audio.tts import get_engine
 
@@ -294,7 +302,7 @@ async def offer(request: web.Request) -> web.Response:
         raise ApiError(400, "sdp: must be an SDP session description starting with v=0")
     if "m=video" not in body.sdp:
         raise ApiError(400, "sdp: the offer has no video section; add a video transceiver (recvonly for a viewer)")
-    status, answer = await asyncio.to_thread(session.offer, body.sdp, body.role, request.remote or "?")
+    status, answer = await asyncio.to_thread(session.offer, without_mdns_candidates(body.sdp), body.role, request.remote or "?")
     if status != 200:
         raise ApiError(status, answer.get("error", "offer refused"))
     return _json(m.OfferAnswer.model_validate(answer))

@@ -125,6 +125,7 @@ class Session:
                 features = lambda tf: window.latest()  # noqa: E731 - the newest complete window drives the next frame
             self.pipe = LivePipeline(self.config, self.animator, [self.output], capture=self.capture,
                                      mouth=SessionMouth(self.speaker, self.audio), features_at=features)
+            self.pipe.freeze_gc = False  # other sessions come and go in this process: keep them collectable
             if self.capture is not None:
                 self.capture.stop_event = self.pipe.stop_event
             self.transport = BrowserTransport(self.capture, self.mic)
