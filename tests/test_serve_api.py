@@ -270,3 +270,13 @@ def test_json_create_and_form_body_limits(server: ServeServer) -> None:
     data, headers = multipart({}, {"portrait": ("big.png", bytes(np.ones(3_000_000, np.uint8)))})
     status, _, body = http("POST", f"{server.base}/api/sessions", data, headers=headers)
     assert status == 413 and "error" in body
+
+
+def test_mdns_host_candidates_are_dropped_from_offers() -> None:
+    from src.serve.app import without_mdns_candidates
+
+    sdp = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+           "a=candidate:1 1 udp 2113937151 ade989e3-ec29-41af-82ae-f77b2c046de8.local 40790 typ host generation 0\r\n"
+           "a=candidate:2 1 udp 2113937151 127.0.0.1 40791 typ host generation 0\r\na=end-of-candidates\r\n")
+    out = without_mdns_candidates(sdp)
+    assert ".local" not in out and "127.0.0.1 40791" in out and out.startswith("v=0\r\nm=video") and out.endswith("\r\n")
