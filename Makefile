@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup setup-test demo demo-render test bench lint clean
+.PHONY: setup setup-test demo demo-render serve test bench lint clean
 
 setup: $(VENV)/.runtime-installed
 
@@ -36,6 +36,10 @@ demo: setup
 # The offline job: the same talking portrait rendered to an mp4 with its sound.
 demo-render: setup
 	$(PY) main.py render --source assets/portrait.png --audio assets/speech_en.wav --output out/demo.mp4
+
+# Many avatar sessions from one server: the studio page at http://127.0.0.1:8080/ (see README, "serve").
+serve: setup
+	$(PY) main.py serve
 
 test: setup-test
 	$(PY) -m ruff check .

@@ -4,6 +4,7 @@
     python main.py render   --source IMG [--driver VIDEO] [--audio FILE | --text WORDS [--voice de]] --output OUT.mp4
     python main.py prepare  --source IMG
     python main.py devices
+    python main.py serve    [--host H] [--port P] [--max-sessions N] [--engine local]
 
 Exit status: 0 on success, 2 on a user error (a one-line message on stderr), 1 on an internal error.
 The parser and the commands live in src/app/.

@@ -19,7 +19,7 @@ import numpy as np
 from src.core.config import AppConfig
 from src.core.frames import FaceObservation, MotionState, MouthShape, VideoFrame
 from src.core.registry import Registry
-from src.core.run_state import MotionMode
+from src.core.run_state import RunState
 
 
 @dataclass(slots=True)
@@ -36,7 +36,7 @@ class AnimationInput:
     # (200 ms, src.animation.lipsync_unet.mel_windows); None when there is no audio.
     audio_features: np.ndarray | None = None
     media_time_s: float | None = None
-    motion_mode: MotionMode = "relative"  # RunState.motion_mode when the frame was made
+    controls: RunState | None = None  # the run-time toggles (motion mode, gains); None: the config's values
     extras: dict[str, Any] = field(default_factory=dict)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
+from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel, create_animator
 from src.core.config import AppConfig
 from src.core.errors import UserError
 
@@ -161,3 +161,22 @@ class FallbackAnimator(BaseAnimationModel):
             if a is not None:
                 a.unload_model()
         self.loaded = False
+
+
+def build_animator(config: AppConfig, name: str | None, source: str, *, live: bool) -> BaseAnimationModel:
+    """Create, load and prepare the animator named `name` (default: `animation.model`) for `source`.
+
+    Neural animators are wrapped in a FallbackAnimator: if they fail at run time the stream goes on
+    with meshwarp. Live, a model that cannot even load also falls back (the warning names why);
+    offline (`render`), a user error in the model setup ends the job with exit 2 instead.
+    """
+    name = name or config.animation.model
+    ANIMATORS.get(name)  # an unknown name is a user error listing the known ones
+    animator: BaseAnimationModel
+    if name == "meshwarp":
+        animator = create_animator(name, config)
+    else:
+        animator = FallbackAnimator(config, primary=name, strict_load=not live)
+    animator.load_model()
+    animator.preprocess_source_image(source)
+    return animator

@@ -12,6 +12,7 @@ import traceback
 
 from src.app import commands
 from src.app.calibrate_voice import add_calibrate_voice_parser
+from src.app.serve import add_serve_parser
 from src.core.errors import UserError
 
 log = logging.getLogger("puppetcam")
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(devices)
 
     _common(add_calibrate_voice_parser(sub))
+    add_serve_parser(sub, _common)
     return parser
 
 

@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from src.animation import ANIMATORS, BaseAnimationModel, create_animator
+from src.animation.fallback import build_animator
 from src.app.calibrate_voice import cmd_calibrate_voice
 from src.app.devices import cmd_devices
+from src.app.serve import cmd_serve
 from src.audio import AudioDriver
 from src.capture import open_capture
 from src.core.config import AppConfig, load_config, resolve_path
@@ -46,27 +47,6 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
 def source_path(args: argparse.Namespace, config: AppConfig) -> str:
     src = getattr(args, "source", None) or config.source.image
     return str(resolve_path(src))
-
-
-def build_animator(config: AppConfig, name: str | None, source: str, *, live: bool) -> BaseAnimationModel:
-    """Create, load and prepare the animator.
-
-    Neural animators are wrapped in a FallbackAnimator: if they fail at run time the stream goes on
-    with meshwarp. Live, a model that cannot even load also falls back (the warning names why);
-    offline (`render`), a user error in the model setup ends the job with exit 2 instead.
-    """
-    from src.animation.fallback import FallbackAnimator
-
-    name = name or config.animation.model
-    ANIMATORS.get(name)  # an unknown name is a user error listing the known ones
-    animator: BaseAnimationModel
-    if name == "meshwarp":
-        animator = create_animator(name, config)
-    else:
-        animator = FallbackAnimator(config, primary=name, strict_load=not live)
-    animator.load_model()
-    animator.preprocess_source_image(source)
-    return animator
 
 
 # -- run ------------------------------------------------------------------------------------------
@@ -242,6 +222,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, AppConfig], int]] = {
     "prepare": cmd_prepare,
     "devices": cmd_devices,
     "calibrate-voice": cmd_calibrate_voice,
+    "serve": cmd_serve,
 }
 
 

@@ -514,7 +514,9 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
 
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
-    if args.cpu:
+    if args.serve:
+        name = "serve"
+    elif args.cpu:
         name = "cpu"
     elif args.lipsync:
         name = "lipsync"
@@ -565,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
                     "the driver video; each alone and with one WebRTC viewer) and audio_sessions_in_85pct; only that is measured")
     ap.add_argument("--cpu-cases", help="comma-separated subset of the --cpu cases, e.g. audio,audio+webrtc")
     ap.add_argument("--cpu-seconds", type=float, default=10.0, help="--cpu: seconds measured per case, after 3 s of warm-up")
+    ap.add_argument("--serve", action="store_true", help="`main.py serve` figures (src/bench/serve.py): create to first "
+                    "frame in Chromium, say to first audio, concurrent browser sessions (up to --sessions), create/delete "
+                    "cycles; only that is measured")
+    ap.add_argument("--sessions", type=int, default=4, help="most concurrent browser sessions tried by --serve")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -584,7 +590,13 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.cpu:
+    if args.serve:
+        from src.bench.serve import measure_serve
+
+        report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.cpu:
         from src.bench.cpu import measure_cpu
 
         report["cpu"] = measure_cpu(driver, args.audio, seconds=args.cpu_seconds, overrides=args.overrides,

@@ -250,6 +250,24 @@ class OutputConfig(Section):
     webrtc: WebRTCOutputConfig = WebRTCOutputConfig()
 
 
+class ServeConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    engine: str = "local"
+    max_sessions: int = Field(4, ge=1, le=1024)
+    session_cpu_cores: float = Field(0.5, gt=0, le=64)
+    cpu_budget_fraction: float = Field(0.85, gt=0, le=1)
+    retry_after_s: int = Field(10, ge=1, le=3600)
+    idle_timeout_s: float = Field(120.0, gt=0)
+    failure_timeout_s: float = Field(5.0, gt=0)
+    admin_token: str | None = None
+    max_upload_bytes: int = Field(20_000_000, ge=1024)
+    max_upload_pixels: int = Field(40_000_000, ge=1024)
+    jitter_target_ms: float = Field(60.0, ge=0, le=2000)
+    jitter_max_ms: float = Field(1000.0, ge=20, le=10000)
+    batch_wait_ms: float | None = Field(None, ge=0)
+
+
 class CacheConfig(Section):
     dir: str = "~/.cache/puppetcam"
 
@@ -269,6 +287,7 @@ class AppConfig(Section):
     audio: AudioConfig = AudioConfig()
     pipeline: PipelineConfig = PipelineConfig()
     output: OutputConfig = OutputConfig()
+    serve: ServeConfig = ServeConfig()
     cache: CacheConfig = CacheConfig()
     logging: LoggingConfig = LoggingConfig()
 

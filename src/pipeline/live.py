@@ -100,7 +100,7 @@ class AnimateStage:
             features = self.features_at(tf) if self.features_at is not None else None
             inputs.append(AnimationInput(motion=motion, capture_ts=tf.capture_ts, index=tf.index, driver_frame=tf.frame,
                                          driver_face=tf.face, audio_mouth=audio, audio_features=features,
-                                         media_time_s=tf.media_time_s, motion_mode=self.state.motion_mode))
+                                         media_time_s=tf.media_time_s, controls=self.state))
         images = self.animator.animate_batch(inputs)
         done = time.monotonic()
         out = []
@@ -203,6 +203,7 @@ class LivePipeline:
         # Tick only when the driver has really stalled: well past both our period and the driver's.
         driver_period = 1.0 / capture.fps if capture is not None and capture.fps > 0 else 0.0
         self._stall_s = max(2.0 * self.period, 2.5 * driver_period)
+        self.freeze_gc = True  # a server hosting many pipelines turns this off: frozen objects are never collected
 
     # -- stage bodies --------------------------------------------------------------------------
 
@@ -285,7 +286,8 @@ class LivePipeline:
     def start(self) -> None:
         """Open the outputs (a user error if one cannot be opened) and start every thread."""
         self.graph.open_outputs(self.animator.output_size, self.config.pipeline.fps, self.controls)
-        freeze_startup_objects()
+        if self.freeze_gc:
+            freeze_startup_objects()
         self.graph.start()
         log.info("pipeline started: %s", ", ".join(t.name for t in self.graph.all_threads))
 

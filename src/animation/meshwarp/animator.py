@@ -45,7 +45,7 @@ from src.core.face_mesh import (
     rotation_to_euler,
 )
 from src.core.frames import MotionState
-from src.core.run_state import MotionMode
+from src.core.run_state import RunState
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         self.source: MeshWarpSource | None = None
         self._warper: PiecewiseAffineWarper | None = None
         self._out: np.ndarray | None = None
+        self._controls = RunState.from_config(config)  # gains and motion mode when a frame brings none
 
     def load_model(self) -> None:
         self.loaded = True  # nothing to load: no weights
@@ -163,13 +164,13 @@ class MeshWarpAnimator(BaseAnimationModel):
 
     # -- retargeting -------------------------------------------------------------------------
 
-    def local_offsets(self, motion: MotionState) -> np.ndarray:
+    def local_offsets(self, motion: MotionState, controls: RunState | None = None) -> np.ndarray:
         """Expression offsets (468 x 3) in the source's face frame, inter-ocular units."""
         assert self.source is not None
         rig = self.source.rig
-        mw = self.config.animation.meshwarp
+        controls = controls or self._controls
         if motion.expression is not None:
-            expr = motion.expression[:N_MESH] * mw.expression_gain
+            expr = motion.expression[:N_MESH] * controls.expression_gain
             if motion.mouth_weight > 0:
                 expr = expr * (1.0 - motion.mouth_weight * rig.mouth_mask)[:, None]
         else:
@@ -188,21 +189,22 @@ class MeshWarpAnimator(BaseAnimationModel):
             expr = expr + rig.offsets(coefs)
         return expr.astype(np.float32)
 
-    def target_points(self, motion: MotionState, motion_mode: MotionMode = "relative") -> np.ndarray:
+    def target_points(self, motion: MotionState, controls: RunState | None = None) -> np.ndarray:
         """Where every mesh vertex goes for this motion: (N, 3) output px."""
         src = self.source
         assert src is not None
         mw = self.config.animation.meshwarp
         pts = self._rot_points.copy()
         a = src.iod
-        pts[:N_MESH] += a * (self.local_offsets(motion) @ src.axes.T)
+        controls = controls or self._controls
+        pts[:N_MESH] += a * (self.local_offsets(motion, controls) @ src.axes.T)
         rot = motion.rotation
-        if motion_mode == "absolute" and motion.absolute_rotation is not None:
+        if controls.motion_mode == "absolute" and motion.absolute_rotation is not None:
             rot = motion.absolute_rotation @ src.axes.T
-        rot = _clamp_rotation(rot, mw.pose_gain, mw.max_rotation_deg)
-        scale = float(np.clip(motion.scale, 0.6, 1.6)) ** mw.pose_gain
+        rot = _clamp_rotation(rot, controls.pose_gain, mw.max_rotation_deg)
+        scale = float(np.clip(motion.scale, 0.6, 1.6)) ** controls.pose_gain
         shift = np.zeros(3, np.float32)
-        shift[:2] = motion.translation * a * mw.pose_gain
+        shift[:2] = motion.translation * a * controls.pose_gain
         # Rotate about a pivot inside the head: between the eyes, lower, about one IOD deep.
         pivot = src.origin + src.axes @ np.array([0.0, 0.45, 1.0], np.float32) * a
         rigid = pivot + scale * (pts - pivot) @ rot.T + shift
@@ -214,7 +216,7 @@ class MeshWarpAnimator(BaseAnimationModel):
     def animate(self, inp: AnimationInput) -> np.ndarray:
         if self.source is None or self._warper is None:
             raise RuntimeError("preprocess_source_image() must run before animate()")
-        dst = self.target_points(inp.motion, inp.motion_mode)
+        dst = self.target_points(inp.motion, inp.controls)
         image = self.source.avatar.image
         # Draw order: the elastic band around the head first, then the face far to near.
         order = dst.copy()

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,6 +88,7 @@ class WebRTCOutput(Output):
         self._latency_s: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._delay_s = 0.0
         self._started_at = time.monotonic()
+        self.listen = True  # False: no HTTP server of its own; offers come through offer() (`serve` sessions)
 
     # --- integration points ----------------------------------------------------------------------
 
@@ -101,6 +103,19 @@ class WebRTCOutput(Output):
         if self._server is not None and self._loop is not None:
             fan_in = self._make_fan_in(source)
             self._loop.call_soon_threadsafe(setattr, self._server, "audio", fan_in)
+
+    def offer(self, sdp: str, remote: str, on_peer: Callable[[Any], None] | None = None) -> tuple[int, dict[str, Any]]:
+        """Answer a validated SDP offer from any thread: (200, answer) or (status, {"error": ...}).
+        `on_peer(pc)` runs on the server loop before the offer is applied."""
+        server, loop = self._server, self._loop
+        if server is None or loop is None or server.hub.closed:
+            return 503, {"error": "the stream is not running"}
+        return asyncio.run_coroutine_threadsafe(server.accept_offer(sdp, remote, on_peer), loop).result(START_TIMEOUT_S)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's event loop (tracks and data channels live there)."""
+        return self._loop
 
     def _make_fan_in(self, source: PcmSource) -> AudioFanIn:
         return AudioFanIn(source, self.cfg.audio_buffer_ms, lambda: self._delay_s)
@@ -137,13 +152,15 @@ class WebRTCOutput(Output):
         self._thread = threading.Thread(target=self._run_loop, name="webrtc-server", daemon=True)
         self._thread.start()
         try:
-            self.port = asyncio.run_coroutine_threadsafe(self._server.start(), loop).result(START_TIMEOUT_S)
+            self.port = asyncio.run_coroutine_threadsafe(self._server.start(self.listen), loop).result(START_TIMEOUT_S)
         except BaseException as exc:
             self._stop_loop(serving=False)
             if isinstance(exc, OutputError):
                 raise
             raise OutputError(f"--output webrtc: server did not start on {self.host}:{self.port} ({exc}); "
                               "try another port with --output webrtc:127.0.0.1:8081") from None
+        if not self.listen:
+            return
         if generated:
             # Printed once, never logged: whoever reads the log must not learn the token.
             print(f"WebRTC preview on {self.host}:{self.port} needs a token; open {self.url}", flush=True)

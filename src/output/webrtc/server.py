@@ -136,8 +136,13 @@ class WebRTCServer:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> int:
-        """Bind and serve; returns the bound port. Raises OutputError if the port is taken."""
+    async def start(self, listen: bool = True) -> int:
+        """Bind and serve; returns the bound port. Raises OutputError if the port is taken.
+
+        `listen=False` serves no HTTP: offers then come through `accept_offer` (the `serve` sessions)."""
+        if not listen:
+            self.start_encoder()
+            return self.port
         app = web.Application(client_max_size=self.cfg.max_offer_bytes)
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)
@@ -164,13 +169,16 @@ class WebRTCServer:
                 f"--output webrtc: cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
                 "use an address of this machine, e.g. --output webrtc:127.0.0.1:8080"
             ) from None
-        if _shared_encoding(self.cfg):
-            self.encoder = SharedVp8Encoder(self.hub, self.cfg.video_bitrate_kbps * 1000, self.cfg.keyframe_interval_s)
-            self.encoder.start()
+        self.start_encoder()
         sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
         if sockets:
             self.port = sockets[0].getsockname()[1]
         return self.port
+
+    def start_encoder(self) -> None:
+        if _shared_encoding(self.cfg) and self.encoder is None:
+            self.encoder = SharedVp8Encoder(self.hub, self.cfg.video_bitrate_kbps * 1000, self.cfg.keyframe_interval_s)
+            self.encoder.start()
 
     async def shutdown(self) -> None:
         """Close every viewer and stop serving."""
@@ -297,15 +305,26 @@ class WebRTCServer:
         parsed = await self._read_offer(request)
         if isinstance(parsed, web.Response):
             return parsed
+        status, body = await self.accept_offer(parsed["sdp"], request.remote or "?")
+        return web.json_response(body, status=status)
+
+    async def accept_offer(self, sdp: str, remote: str,
+                           on_peer: Callable[[RTCPeerConnection], None] | None = None) -> tuple[int, dict[str, Any]]:
+        """Answer a validated SDP offer: (200, the answer) or (4xx/503, {"error": ...}).
+
+        `on_peer(pc)` runs before the offer is applied (e.g. to take the browser's own tracks)."""
         if len(self.peers) >= self.cfg.max_viewers:
-            return self._refuse(503, f"too many viewers ({self.cfg.max_viewers}; output.webrtc.max_viewers)")
+            self.refused[503] = self.refused.get(503, 0) + 1
+            return 503, {"error": f"too many viewers ({self.cfg.max_viewers}; output.webrtc.max_viewers)"}
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves this network
-        shared = self.encoder is not None and "VP8/90000" in parsed["sdp"]
+        if on_peer is not None:
+            on_peer(pc)
+        shared = self.encoder is not None and "VP8/90000" in sdp
         video: HubVideoTrack | SharedPacketTrack = SharedPacketTrack(self.encoder) if shared else HubVideoTrack(self.hub)
         audio = self.audio.track() if self.audio is not None else None
-        peer = Peer(next(self._ids), pc, video, audio, request.remote or "?")
+        peer = Peer(next(self._ids), pc, video, audio, remote)
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=parsed["sdp"], type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             self._add_tracks(peer)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
@@ -321,7 +340,8 @@ class WebRTCServer:
             video.stop()
             if audio is not None:
                 audio.stop()
-            return self._refuse(400, f"malformed SDP offer ({type(exc).__name__}: {str(exc)[:200]})")
+            self.refused[400] = self.refused.get(400, 0) + 1
+            return 400, {"error": f"malformed SDP offer ({type(exc).__name__}: {str(exc)[:200]})"}
         self.peers[peer.id] = peer
         self.viewers_total += 1
 
@@ -335,7 +355,7 @@ class WebRTCServer:
         peer.watchdog = asyncio.ensure_future(self._watch(peer))
         log.info("viewer %d (%s) joined; %d watching", peer.id, peer.remote, len(self.peers))
         local = pc.localDescription
-        return web.json_response({"type": local.type, "sdp": local.sdp})
+        return 200, {"type": local.type, "sdp": local.sdp}
 
     def _add_tracks(self, peer: Peer) -> None:
         pc = peer.pc
