@@ -65,6 +65,7 @@ class MeshWarpConfig(Section):
     pose_gain: float = Field(1.0, ge=0, le=3)
     expression_gain: float = Field(1.0, ge=0, le=3)
     max_rotation_deg: float = Field(30.0, gt=0, le=90)
+    layers: bool = True  # head layer over a still body and a filled background plate (src/animation/layers.py)
 
 
 class OnnxConfig(Section):
@@ -113,6 +114,18 @@ class AnimationConfig(Section):
         return v
     motion_mode: Literal["relative", "absolute"] = "relative"
     mouth_owner: Literal["audio", "webcam"] = "audio"
+    background: str = "keep"  # keep | blur | image:PATH | color:#RRGGBB | transparent (meshwarp)
+    gaze: Literal["follow", "camera", "off"] = "follow"  # meshwarp irises: the driver's, at the viewer, the portrait's
+
+    @field_validator("background")
+    @classmethod
+    def _background(cls, v: str) -> str:
+        from src.animation.background import validate_spec
+
+        try:
+            return validate_spec(v)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("animation.background ")) from None
     meshwarp: MeshWarpConfig = MeshWarpConfig()
     onnx: OnnxConfig = OnnxConfig()
     liveportrait: LivePortraitConfig = LivePortraitConfig()

@@ -348,7 +348,7 @@ def test_cli_prepare_then_render_reuses_the_cache(run_cli, tmp_path: Path, portr
     r = run_cli("prepare", "--set", f"cache.dir={cache}", "--source", str(src))
     assert r.returncode == 0, r.stderr
     files = {f: f.stat().st_mtime_ns for f in cache.glob("*.npz")}
-    assert len(files) == 2
+    assert len(files) == 3  # source, meshwarp, layers
     out = tmp_path / "out.mp4"
     r = run_cli("render", "--set", f"cache.dir={cache}", "--source", str(src), "--duration", "0.3", "--output", str(out))
     assert r.returncode == 0, r.stderr

@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from src.animation.avatar import AvatarCache, PreparedAvatar, prepare_avatar
+from src.animation.background import Background
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
+from src.animation.compositor import LayerCompositor
 from src.animation.face_rig import BASES, FaceRig, build_face_rig
+from src.animation.layers import build_layered_mesh, prepare_layers
 from src.animation.mesh import SourceMesh, build_source_mesh
 from src.animation.mouth_layers import close_lips, draw_mouth_interior, overlay_eye
 from src.animation.warp import PiecewiseAffineWarper
@@ -135,13 +138,22 @@ class MeshWarpAnimator(BaseAnimationModel):
         self.source: MeshWarpSource | None = None
         self._warper: PiecewiseAffineWarper | None = None
         self._out: np.ndarray | None = None
+        self.compositor: LayerCompositor | None = None
 
     def load_model(self) -> None:
         self.loaded = True  # nothing to load: no weights
 
     def preprocess_source_image(self, image_path: str | Path) -> None:
+        background = Background.from_spec(self.config.animation.background)  # a bad image fails before the work
         self.source = prepare_meshwarp_source(image_path, self.config)
         size = self.output_size
+        mw_cfg = self.config.animation.meshwarp
+        self.compositor = None
+        if mw_cfg.layers:
+            layers = prepare_layers(self.source.avatar, self.config.cache.dir)
+            self.source.mesh = build_layered_mesh(self.source.avatar.landmarks, layers.head, mw_cfg.neck_follow,
+                                                  mw_cfg.background_margin)
+            self.compositor = LayerCompositor(self.source.avatar.image, layers, background)
         mesh = self.source.mesh
         self._warper = PiecewiseAffineWarper(mesh.points, mesh.triangles, (size, size), self.config.animation.meshwarp.map_scale,
                                              cullable=(mesh.triangles < mesh.n_face).all(axis=1))
@@ -218,7 +230,10 @@ class MeshWarpAnimator(BaseAnimationModel):
         # Draw order: the elastic band around the head first, then the face far to near.
         order = dst.copy()
         order[self.source.mesh.n_face :, 2] += 1e4
-        out = self._warper.warp(image, order)
+        if self.compositor is not None:
+            out = self.compositor.compose(*self._warper.maps(order))
+        else:
+            out = self._warper.warp(image, order)
         mw = self.config.animation.meshwarp
         if mw.mouth_interior:
             self._draw_mouth(out, dst)
