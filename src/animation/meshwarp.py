@@ -23,7 +23,8 @@ from src.animation.compositor import LayerCompositor
 from src.animation.face_rig import BASES, FaceRig, build_face_rig
 from src.animation.layers import build_layered_mesh, prepare_layers
 from src.animation.mesh import SourceMesh, build_source_mesh
-from src.animation.mouth_layers import close_lips, draw_mouth_interior, overlay_eye
+from src.animation.mouth_interior import face_light, own_teeth, paint_mouth_interior
+from src.animation.mouth_layers import close_lips, overlay_eye
 from src.animation.warp import PiecewiseAffineWarper
 from src.capture.face_geometry import (
     FACE_OVAL,
@@ -168,6 +169,8 @@ class MeshWarpAnimator(BaseAnimationModel):
         ly, lx = int(np.clip(lower_lip[1], 0, img.shape[0] - 1)), int(np.clip(lower_lip[0], 0, img.shape[1] - 1))
         self._lip_bgr = img[max(ly - 1, 0) : ly + 2, max(lx - 2, 0) : lx + 3].reshape(-1, 3).mean(axis=0) * 0.8
         self._rot_points = _smooth_depth(mesh.points, mesh.triangles, mesh.n_face)
+        self._light = face_light(img, lm, self._lip_bgr / 0.8)
+        self._own_teeth = own_teeth(img, lm[_UPPER_INNER, :2], lm[_LOWER_INNER, :2])
 
     def source_preview(self) -> np.ndarray | None:
         return None if self.source is None else self.source.avatar.image
@@ -249,8 +252,9 @@ class MeshWarpAnimator(BaseAnimationModel):
         src = self.source.mesh.points
         if extra > 0:
             strength = float(np.clip(extra / (0.05 * iod), 0.0, 1.0))
-            draw_mouth_interior(out, self.source.avatar.image, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2],
-                                src[_UPPER_INNER, :2], src[_LOWER_INNER, :2], strength)
+            paint_mouth_interior(out, self.source.avatar.image, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2],
+                                 src[_UPPER_INNER, :2], src[_LOWER_INNER, :2], strength, self._light,
+                                 self._own_teeth)
         elif self._src_mouth_gap > 0.04 * iod:
             amount = float(np.clip(-extra / self._src_mouth_gap, 0.0, 1.0)) ** 0.7
             close_lips(out, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2], self._lip_bgr, amount)
