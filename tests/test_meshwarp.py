@@ -226,7 +226,7 @@ def test_mouth_opens_and_its_interior_is_drawn(anim, tracker, source_measures) -
     g_src, g_out = cv2.cvtColor(src, cv2.COLOR_BGR2GRAY), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
     print(f"inside the mouth: mean grey {g_src[inner].mean():.0f} (source) -> {g_out[inner].mean():.0f}")
     assert g_out[inner].mean() < g_src[inner].mean() - 40
-    assert (g_out[inner] < 60).mean() > 0.3  # a dark cavity
+    assert (g_out[inner] < 60).mean() > 0.05  # a throat that darkens toward the back (teeth and tongue cover the rest)
 
 
 def test_without_mouth_interior_the_mouth_is_only_stretched(make_config, portrait_path: Path) -> None:
