@@ -21,6 +21,7 @@ from src.animation.background import Background
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
 from src.animation.compositor import LayerCompositor
 from src.animation.face_rig import BASES, FaceRig, build_face_rig
+from src.animation.gaze import GazeLayer
 from src.animation.layers import build_layered_mesh, prepare_layers
 from src.animation.mesh import SourceMesh, build_source_mesh
 from src.animation.mouth_interior import face_light, own_teeth, paint_mouth_interior
@@ -171,6 +172,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._rot_points = _smooth_depth(mesh.points, mesh.triangles, mesh.n_face)
         self._light = face_light(img, lm, self._lip_bgr / 0.8)
         self._own_teeth = own_teeth(img, lm[_UPPER_INNER, :2], lm[_LOWER_INNER, :2])
+        self._gaze = GazeLayer(img, lm) if self.config.animation.gaze != "off" else None
 
     def source_preview(self) -> np.ndarray | None:
         return None if self.source is None else self.source.avatar.image
@@ -242,7 +244,19 @@ class MeshWarpAnimator(BaseAnimationModel):
             self._draw_mouth(out, dst)
         if mw.eye_layer:
             self._draw_eyes(out, image, dst)
+        if self._gaze is not None:
+            self._gaze.draw(out, dst, self.gaze_shift(inp.motion))
         return out
+
+    def gaze_shift(self, motion: MotionState) -> np.ndarray:
+        """Where the irises move (output px) for `animation.gaze`."""
+        assert self.source is not None
+        rot = _clamp_rotation(motion.rotation, self.config.animation.meshwarp.pose_gain, self.config.animation.meshwarp.max_rotation_deg)
+        if self.config.animation.gaze == "camera":
+            return GazeLayer.shift_camera(rot, self.source.iod)
+        assert self._gaze is not None
+        shift = self._gaze.shift_follow(motion.expression, self.source.axes, self.source.iod)
+        return (rot[:2, :2] @ shift).astype(np.float32)
 
     def _draw_mouth(self, out: np.ndarray, dst: np.ndarray) -> None:
         assert self.source is not None
