@@ -20,6 +20,7 @@ from src.animation.avatar import AvatarCache, PreparedAvatar, prepare_avatar
 from src.animation.background import Background
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
 from src.animation.compositor import LayerCompositor
+from src.animation.expressions import ExpressionController, build_expressions
 from src.animation.face_rig import BASES, FaceRig, build_face_rig
 from src.animation.gaze import GazeLayer
 from src.animation.layers import build_layered_mesh, prepare_layers
@@ -141,6 +142,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._warper: PiecewiseAffineWarper | None = None
         self._out: np.ndarray | None = None
         self.compositor: LayerCompositor | None = None
+        self.expressions: ExpressionController | None = None
 
     def load_model(self) -> None:
         self.loaded = True  # nothing to load: no weights
@@ -173,6 +175,15 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._light = face_light(img, lm, self._lip_bgr / 0.8)
         self._own_teeth = own_teeth(img, lm[_UPPER_INNER, :2], lm[_LOWER_INNER, :2])
         self._gaze = GazeLayer(img, lm) if self.config.animation.gaze != "off" else None
+        local = (lm - self.source.origin) @ self.source.axes / self.source.iod
+        self.expressions = ExpressionController(build_expressions(local, self.source.rig))
+
+    def set_expression(self, name: str, intensity: float = 0.8, hold_s: float | None = None, instant: bool = False) -> None:
+        """Show an expression (smile, surprise, anger, sadness; none) over the driving motion; thread-safe.
+        Raises UnknownExpressionError (listing the known names) for any other name."""
+        if self.expressions is None:
+            raise RuntimeError("preprocess_source_image() must run before set_expression()")
+        self.expressions.set(name, intensity, hold_s, instant)
 
     def source_preview(self) -> np.ndarray | None:
         return None if self.source is None else self.source.avatar.image
@@ -212,6 +223,8 @@ class MeshWarpAnimator(BaseAnimationModel):
         pts = self._rot_points.copy()
         a = src.iod
         pts[:N_MESH] += a * (self.local_offsets(motion) @ src.axes.T)
+        if self.expressions is not None and (extra := self.expressions.offsets()) is not None:
+            pts[:N_MESH] += a * (extra @ src.axes.T)
         rot = motion.rotation
         if self.config.animation.motion_mode == "absolute" and motion.absolute_rotation is not None:
             rot = motion.absolute_rotation @ src.axes.T

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from src.animation.base import AnimationInput, BaseAnimationModel
+from src.animation.expressions import expression_on
 from src.animation.motion_mixer import MotionMixer
 from src.capture.face_motion import FaceMotionExtractor
 from src.capture.face_tracker import FaceTracker
@@ -182,7 +183,8 @@ class LivePipeline:
         self._ended = threading.Event()
         pc = config.pipeline
         self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
-                                         toggle_motion_mode=self._toggle_mode, retry_model=animator.retry)
+                                         toggle_motion_mode=self._toggle_mode, retry_model=animator.retry,
+                                         set_expression=lambda name, level, hold_s=None: expression_on(animator, name, level, hold_s))
         self.animate = AnimateStage(config, animator, mouth=mouth, stamper=stamper, features_at=features_at)
         route_model_timings(animator, self.metrics)
         self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
