@@ -259,6 +259,8 @@ class MeshWarpAnimator(BaseAnimationModel):
             self._draw_eyes(out, image, dst)
         if self._gaze is not None:
             self._gaze.draw(out, dst, self.gaze_shift(inp.motion))
+        if self.compositor is not None and self.compositor.transparent:
+            return self.compositor.with_alpha(out)  # BGRA: the pipeline passes the alpha to outputs that carry it
         return out
 
     def gaze_shift(self, motion: MotionState) -> np.ndarray:

@@ -12,6 +12,7 @@ import av
 from src.config import AppConfig, FileOutputConfig
 from src.errors import OutputError
 from src.frames import RenderedFrame
+from src.output.alpha import alpha_codec_for, bgra
 from src.output.base import OUTPUTS, Output
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class FileOutput(Output):
         self._last_pts = -1
         self.frames = 0
         self.audio: AudioMuxSource | None = None
+        self._alpha = alpha_codec_for(self.path, config.animation.background if config else "keep")
 
     def attach_audio(self, source: object) -> None:
         """Live: mux the driving audio (a PcmSource: microphone or a file playing) beside the video."""
@@ -74,17 +76,18 @@ class FileOutput(Output):
             self._container = av.open(str(self.path), mode="w")
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"output file {self.path}: cannot open for writing ({exc}); choose another path") from None
+        alpha = self._alpha
         try:
-            stream = self._container.add_stream(self.cfg.codec, rate=Fraction(fps).limit_denominator(1001))
+            stream = self._container.add_stream(alpha.codec if alpha else self.cfg.codec, rate=Fraction(fps).limit_denominator(1001))
         except (av.error.FFmpegError, ValueError) as exc:
             self._container.close()
             raise OutputError(f"output.file.codec {self.cfg.codec!r}: not available ({exc}); use libx264") from None
         stream.width = width
         stream.height = height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = alpha.pix_fmt if alpha else "yuv420p"
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
-        stream.options = {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
+        stream.options = dict(alpha.options) if alpha else {"crf": str(self.cfg.crf), "preset": self.cfg.preset}
         self._stream = stream
         if self.audio is not None:
             self.audio.open(self._container)
@@ -105,7 +108,10 @@ class FileOutput(Output):
 
     def write(self, frame: RenderedFrame) -> None:
         assert self._container is not None and self._stream is not None, "open() first"
-        vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+        if self._alpha is not None and self._alpha.pix_fmt.startswith("yuva"):
+            vf = av.VideoFrame.from_ndarray(bgra(frame.image, frame.alpha), format="bgra")
+        else:
+            vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
         vf.pts = self._pts(frame)
         vf.time_base = TIME_BASE
         for packet in self._stream.encode(vf):

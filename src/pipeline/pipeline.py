@@ -109,10 +109,14 @@ class AnimateStage:
         done = time.monotonic()
         out = []
         for inp, img in zip(inputs, images, strict=True):
+            alpha = None
+            if img.ndim == 3 and img.shape[2] == 4:  # transparent background: the colour (keyed) and the alpha apart
+                alpha, img = img[..., 3].copy(), np.ascontiguousarray(img[..., :3])
             if self.stamper is not None:
                 self.stamper(img, _wall_ms(inp.capture_ts))
             out.append(RenderedFrame(image=img, capture_ts=inp.capture_ts, index=inp.index, media_time_s=inp.media_time_s,
-                                     stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)}))
+                                     stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)},
+                                     alpha=alpha))
         self.first_frame.set()
         return out
 
