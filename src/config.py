@@ -117,6 +117,11 @@ class AnimationConfig(Section):
     background: str = "keep"  # keep | blur | image:PATH | color:#RRGGBB | transparent (meshwarp)
     gaze: Literal["follow", "camera", "off"] = "follow"  # meshwarp irises: the driver's, at the viewer, the portrait's
 
+    @field_validator("gaze", mode="before")
+    @classmethod
+    def _gaze_off(cls, v: object) -> object:
+        return "off" if v is False else v  # YAML reads a bare off as false
+
     @field_validator("background")
     @classmethod
     def _background(cls, v: str) -> str:

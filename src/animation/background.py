@@ -74,7 +74,7 @@ class Background:
             try:
                 pic = read_image(resolve_path(path), "background image")
             except CaptureError as exc:
-                raise ConfigError(f"animation.background {exc}") from None
+                raise ConfigError(f"animation.background image:{path}: {str(exc).split(': ', 1)[-1]}") from None
             return cls("image", picture=pic)
         if low == "transparent":
             return cls("transparent", KEY_BGR)

@@ -22,7 +22,10 @@ class LayerCompositor:
         self.background = background
         bg = background.render(layers.plate)
         s = layers.still[..., None]
-        self.base = (bg.astype(np.float32) * (1 - s) + image.astype(np.float32) * s + 0.5).astype(np.uint8)
+        base = (bg.astype(np.float32) * (1 - s) + image.astype(np.float32) * s + 0.5).astype(np.uint8)
+        # Exact where the body is opaque or absent (no rounding drift on the still parts).
+        base = np.where(s >= 0.999, image, np.where(s <= 0.001, bg, base))
+        self.base = np.ascontiguousarray(base)
         self.head_alpha = layers.head.astype(np.float32)
         self._front = layers.front if layers.front.max() > 0.02 else None
         self.transparent = background.transparent

@@ -97,7 +97,7 @@ def build_expressions(local: np.ndarray, rig: FaceRig) -> dict[str, np.ndarray]:
     for inner, sign in ((_INNER_BROW[0], 1), (_INNER_BROW[1], -1)):
         center = loc[inner].mean(axis=0)
         w = _bump(loc, center, 0.3)
-        anger[:, 1] += 0.1 * w
+        anger[:, 1] += 0.13 * w
         anger[:, 0] += 0.04 * sign * w
     for c in corners:
         anger[:, 1] += 0.03 * _bump(loc, c, 0.2)

@@ -40,7 +40,7 @@ from src.capture.face_geometry import CHIN, FACE_OVAL, N_MESH, face_frame, inter
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 1
+LAYERS_VERSION = 3
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
 NECK_HALF_WIDTH = 0.7  # IOD
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
@@ -122,8 +122,8 @@ def fill_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     filled = cv2.inpaint(small, small_hole, 6, cv2.INPAINT_TELEA)
     filled = cv2.GaussianBlur(filled, (0, 0), max(w / 128.0, 1.0))
     up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
-    a = cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 1.0)[..., None]
-    a = np.maximum(a, hole[..., None].astype(np.float32))
+    # Feathered inside the hole only: outside it the plate is the portrait, exactly.
+    a = (np.minimum(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 1.0) * 2.0, 1.0) * hole)[..., None]
     return (image.astype(np.float32) * (1 - a) + up.astype(np.float32) * a + 0.5).astype(np.uint8)
 
 
@@ -141,6 +141,7 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     if hands is None:
         hands = hand_masks(image)
     region, _ = head_region(lm, shape)
+    person = np.where(person < 0.03, 0.0, person).astype(np.float32)  # the segmentation's faint tail is backdrop
     if not (person > 0.5).any():  # nothing segmented: the face and its immediate surroundings
         u, v, _ = face_coords(lm, shape)
         person = np.clip(1.5 - np.hypot(u / 1.6, (v - 0.4) / 1.7), 0, 1).astype(np.float32) * region
@@ -154,6 +155,7 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     hole = cv2.dilate(((head > 0.1) & (core > 0.01)).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
     plate = fill_plate(image, hole)
+    head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
     return PortraitLayers(person.astype(np.float32), head.astype(np.float32), still.astype(np.float32),
                           front.astype(np.float32), plate, hole, note)
 
