@@ -509,6 +509,8 @@ def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
     if args.lipsync:
         name = "lipsync"
+    elif args.look:
+        name = "look"
     elif args.vowels:
         name = "vowels"
     elif args.auto_tune or args.unet:
@@ -550,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
                     "espeak-ng voices; after calibration); only that is measured")
     ap.add_argument("--unet", action="store_true", help="U-Net figures: ms and fps per batch for both sizes (random weights), "
                     "ONNX Runtime vs PyTorch difference; only that is measured")
+    ap.add_argument("--look", action="store_true", help="how the face looks (scripts/look_sheet.py): a contact sheet PNG "
+                    "and re-detected figures (faces, background vs plate, person area, mouth interior)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -569,7 +573,16 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.lipsync:
+    if args.look:
+        from scripts.look_sheet import run_look
+
+        if not SHARED_CLIP.is_file():
+            print(f"error: --look needs the shared clip {SHARED_CLIP}", file=sys.stderr)
+            return 2
+        report["look"] = run_look(config, SHARED_CLIP, Path(args.source), BENCH_DIR / "look")
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.lipsync:
         report["lipsync"] = measure_lipsync(config, args.source)
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True
