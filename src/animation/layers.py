@@ -40,9 +40,9 @@ from src.capture.face_geometry import CHIN, FACE_OVAL, N_MESH, face_frame, inter
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 3
+LAYERS_VERSION = 5
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
-NECK_HALF_WIDTH = 0.7  # IOD
+NECK_HALF_WIDTH = 0.6  # IOD, at least
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
 FEATHER_PX = 1.5
 RING_STEP_DEG = 10.0
@@ -103,16 +103,36 @@ def head_region(lm: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, flo
     hw = []
     for side in (left, right):
         face = np.interp(v, grid, side) + 0.18
+        # The neck is about as wide as the jaw a little above the chin (the jaw narrows to the chin, the neck does not).
+        neck = float(np.clip(np.interp(chin_v - 0.45, grid, side) + 0.1, NECK_HALF_WIDTH, 1.0))
         upper = np.interp(v, [0.25, 0.75], [HAIR_HALF_WIDTH, 0.0]) + np.interp(v, [0.25, 0.75], [0.0, 1.0]) * face
-        w = np.where(v <= 0.25, HAIR_HALF_WIDTH, np.where(v <= 0.75, upper, np.maximum(face, NECK_HALF_WIDTH)))
-        w = np.where(v > chin_v - 0.1, np.maximum(np.minimum(w, face), NECK_HALF_WIDTH), w)
+        w = np.where(v <= 0.25, HAIR_HALF_WIDTH, np.where(v <= 0.75, upper, np.maximum(face, neck)))
+        w = np.where(v > chin_v - 0.45, np.maximum(np.minimum(w, face), neck), w)
         hw.append(w)
     region = (v <= cut_v) & (u >= -hw[0]) & (u <= hw[1])
     return region, cut_v
 
 
-def fill_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The image with `hole` filled: Telea inpainting at half resolution, blurred inside the hole."""
+def _upward_extension(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the colour just below the hole carried up through it (the neck, a collar continuing
+    upward), smoothed across columns; and where that exists (columns whose hole ends above the frame's bottom)."""
+    h, w = hole.shape
+    rows = np.arange(h)[:, None]
+    bottom = np.where(hole.any(axis=0), (hole * rows).max(axis=0), -1)
+    ok = (bottom >= 0) & (bottom + 4 < h)
+    ys = np.clip(bottom + 4, 0, h - 1)
+    colour = image[ys, np.arange(w)].astype(np.float32)
+    colour[~ok] = 0
+    k = max(w // 64, 2)
+    weight = cv2.blur(ok.astype(np.float32)[None, :], (2 * k + 1, 1))[0]
+    colour = cv2.blur(colour[None, :, :], (2 * k + 1, 1))[0] / np.maximum(weight[:, None], 1e-6)
+    return np.broadcast_to(colour[None, :, :], (h, w, 3)).copy(), ok & (weight > 0.5)
+
+
+def fill_plate(image: np.ndarray, hole: np.ndarray, v: np.ndarray | None = None, below_v: float = 1.0) -> np.ndarray:
+    """The image with `hole` filled: Telea inpainting at half resolution, blurred inside the hole. With `v`
+    (the face frame's vertical coordinate per pixel), below `below_v` the fill is what lies under the hole
+    carried upward instead (under a moving chin one expects neck or collar, not the backdrop beside the head)."""
     if not hole.any():
         return image.copy()
     h, w = hole.shape
@@ -121,7 +141,11 @@ def fill_plate(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
     filled = cv2.inpaint(small, small_hole, 6, cv2.INPAINT_TELEA)
     filled = cv2.GaussianBlur(filled, (0, 0), max(w / 128.0, 1.0))
-    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    if v is not None:
+        ext, ok = _upward_extension(image, hole)
+        ramp = (np.clip((v - below_v) / 0.4, 0.0, 1.0) * ok[None, :])[..., None]
+        up = up * (1 - ramp) + cv2.GaussianBlur(ext, (0, 0), 2.0) * ramp
     # Feathered inside the hole only: outside it the plate is the portrait, exactly.
     a = (np.minimum(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 1.0) * 2.0, 1.0) * hole)[..., None]
     return (image.astype(np.float32) * (1 - a) + up.astype(np.float32) * a + 0.5).astype(np.uint8)
@@ -140,10 +164,19 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
         person, note = keep_component_at(segment_person(image), (float(center[0]), float(center[1])), source)
     if hands is None:
         hands = hand_masks(image)
-    region, _ = head_region(lm, shape)
+    region, cut_v = head_region(lm, shape)
     person = np.where(person < 0.03, 0.0, person).astype(np.float32)  # the segmentation's faint tail is backdrop
+    u, v, _ = face_coords(lm, shape)
+    # Bits of the person outside the head region that do not reach the body (a tuft of hair beyond the
+    # region's sides): they belong to the head, else they would stay behind as flecks when it moves.
+    n, labels = cv2.connectedComponents(((person > 0.5) & ~region).astype(np.uint8), connectivity=8)
+    if n > 1:
+        body_labels = np.unique(labels[(v > cut_v) & (labels > 0)])
+        floating = (labels > 0) & ~np.isin(labels, body_labels)
+        near = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))) > 0
+        attached = np.unique(labels[floating & near])
+        region = region | np.isin(labels, attached[attached > 0])
     if not (person > 0.5).any():  # nothing segmented: the face and its immediate surroundings
-        u, v, _ = face_coords(lm, shape)
         person = np.clip(1.5 - np.hypot(u / 1.6, (v - 0.4) / 1.7), 0, 1).astype(np.float32) * region
     reg = region.astype(np.float32)
     soft = cv2.GaussianBlur(cv2.dilate(reg, np.ones((3, 3), np.uint8)), (0, 0), FEATHER_PX)
@@ -154,7 +187,9 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     front = person * hands
     hole = cv2.dilate(((head > 0.1) & (core > 0.01)).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
-    plate = fill_plate(image, hole)
+    origin, axes = face_frame(lm.astype(np.float64))
+    chin_v = float(((lm[CHIN] - origin) @ axes)[1] / interocular(lm))
+    plate = fill_plate(image, hole, v, chin_v - 0.8)
     head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
     return PortraitLayers(person.astype(np.float32), head.astype(np.float32), still.astype(np.float32),
                           front.astype(np.float32), plate, hole, note)
