@@ -13,7 +13,9 @@ mode and selfie segmentation), not from the animator's landmarks:
 - background_vs_plate_grey: mean |grey(output) - grey(plate)| outside the output's re-segmented
   person (dilated 7 px), per frame, averaged (issue bound <= 2);
 - person_area_p5_over_median: 5th percentile of the re-segmented person area over its median
-  (>= 0.98: no hair or head cut off);
+  (>= 0.98: no hair or head cut off). It also moves when the segmentation's verdict on the
+  backdrop flips as a big head moves over it (the self source's car seat), and with pitch;
+  inspect the frames behind a low value before blaming the layers;
 - mouth_interior: over wide-open output frames (re-detected inner-lip gap in the top 15 % and
   > 0.12 IOD), the fraction of inner-lip pixels darker than luma 35 (<= 0.5) and brighter than 150
   (> 0: teeth);
