@@ -121,4 +121,4 @@ class RenderedFrame:
     media_time_s: float | None = None
     stage_ts: dict[str, float] = field(default_factory=dict)  # stage name -> monotonic time it finished
     meta: dict[str, float] = field(default_factory=dict)  # e.g. "mouth_open" the frame was rendered with
-    alpha: np.ndarray | None = None  # S x S uint8 (animation.background: transparent), for outputs that carry alpha
+    bgra: np.ndarray | None = None  # S x S x 4, straight alpha (animation.background: transparent), for outputs that carry it

@@ -37,6 +37,7 @@ from src.capture.face_geometry import (
 )
 from src.errors import ConfigError
 from src.frames import MotionState, MouthShape, RenderedFrame
+from src.output.alpha import key_over
 
 
 def _inp(motion: MotionState) -> AnimationInput:
@@ -388,10 +389,12 @@ def test_background_modes(make_config, portrait_path: Path, backdrop: Path, mode
     assert bg_px.mean() > 0.2
     face = a.source.avatar.landmarks[FACE_OVAL, :2].mean(axis=0).astype(int)
     color = out[..., :3]
-    if mode == "transparent":
+    if mode == "transparent":  # straight alpha: the colour is the plate's where the alpha is 0; keyed downstream
         assert out.shape[2] == 4
         assert (out[..., 3][bg_px] == 0).all() and out[face[1], face[0], 3] == 255
-        assert (color[bg_px] == KEY_BGR).all()
+        assert np.array_equal(color[bg_px], layers.plate[bg_px])
+        keyed = key_over(out)
+        assert (keyed[bg_px] == KEY_BGR).all() and np.array_equal(keyed[face[1], face[0]], color[face[1], face[0]])
     else:
         assert out.shape[2] == 3
     if mode == "keep":
@@ -456,10 +459,10 @@ def test_alpha_survives_the_file_output(make_config, tmp_path: Path, suffix: str
     alpha[16:48, 16:48] = 255
     alpha[16:48, 8:16] = 128
     img = np.zeros((64, 64, 3), np.uint8)
-    img[:] = KEY_BGR
     img[16:48, 8:48] = (40, 90, 200)
     for i in range(6):
-        out.write(RenderedFrame(image=img, capture_ts=i / 30, index=i, media_time_s=i / 30, alpha=alpha))
+        out.write(RenderedFrame(image=key_over(np.dstack([img, alpha])), capture_ts=i / 30, index=i, media_time_s=i / 30,
+                                bgra=np.dstack([img, alpha])))
     out.close()
     frames = _read_alpha(path)
     assert len(frames) == 6
@@ -473,3 +476,16 @@ def test_mp4_with_transparent_background_gets_the_key_colour(make_config, tmp_pa
 
     out = FileOutput(str(tmp_path / "keyed.mp4"), make_config("animation.background=transparent"))
     assert "key colour" in caplog.text and out._alpha is None
+
+
+def test_pipeline_passes_the_alpha_and_keys_the_rest(make_config, portrait_path: Path) -> None:
+    """The animate stage splits a BGRA frame: outputs get it over the key colour, files get the BGRA."""
+    from src.frames import TrackedFrame
+    from src.pipeline.pipeline import AnimateStage
+
+    cfg = make_config("animation.background=transparent")
+    a = _make(make_config, portrait_path, "animation.background=transparent")
+    stage = AnimateStage(cfg, a)
+    [frame] = stage.render([TrackedFrame(frame=None, face=None, capture_ts=0.0, index=0)], clock=lambda tf: 0.0)
+    assert frame.image.shape[2] == 3 and frame.bgra is not None and frame.bgra.shape[2] == 4
+    assert tuple(frame.image[0, 0]) == KEY_BGR and frame.bgra[0, 0, 3] == 0

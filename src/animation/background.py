@@ -77,13 +77,13 @@ class Background:
                 raise ConfigError(f"animation.background image:{path}: {str(exc).split(': ', 1)[-1]}") from None
             return cls("image", picture=pic)
         if low == "transparent":
-            return cls("transparent", KEY_BGR)
+            return cls("transparent", KEY_BGR)  # colour over the plate (straight alpha); keyed downstream
         return cls(low)
 
     def render(self, plate: np.ndarray) -> np.ndarray:
         """The background at the plate's size."""
         h, w = plate.shape[:2]
-        if self.kind == "keep":
+        if self.kind in ("keep", "transparent"):
             return plate
         if self.kind == "blur":
             return cv2.GaussianBlur(plate, (0, 0), max(w / 40.0, 2.0))

@@ -22,15 +22,17 @@ class LayerCompositor:
         self.background = background
         bg = background.render(layers.plate)
         s = layers.still[..., None]
-        base = (bg.astype(np.float32) * (1 - s) + image.astype(np.float32) * s + 0.5).astype(np.uint8)
+        u = (layers.under * (1.0 - layers.still))[..., None]  # the neck zone behind the head: the plate, whatever the background
+        base = (bg.astype(np.float32) * (1 - s - u) + layers.plate.astype(np.float32) * u + image.astype(np.float32) * s
+                + 0.5).astype(np.uint8)
         # Exact where the body is opaque or absent (no rounding drift on the still parts).
-        base = np.where(s >= 0.999, image, np.where(s <= 0.001, bg, base))
+        base = np.where(s >= 0.999, image, np.where((s <= 0.001) & (u <= 0.001), bg, base))
         self.base = np.ascontiguousarray(base)
         self.head_alpha = layers.head.astype(np.float32)
         self._front = layers.front if layers.front.max() > 0.02 else None
         self.transparent = background.transparent
         # The static alpha (the body) for outputs that carry alpha.
-        self.still_alpha = np.clip(layers.still, 0, 1).astype(np.float32)
+        self.still_alpha = np.clip(layers.still + u[..., 0], 0, 1).astype(np.float32)
         self.still_frame = self._compose_full(image, self.head_alpha)
         if background.kind == "keep":
             # At rest the composite is the portrait itself: keep it exact.
@@ -72,6 +74,7 @@ class LayerCompositor:
         return out
 
     def with_alpha(self, bgr: np.ndarray) -> np.ndarray:
-        """BGRA (uint8) from a composed frame and the last alpha (transparent mode)."""
+        """BGRA (uint8, straight alpha: the colour is the person's even where alpha is partial) from a frame
+        composed over the plate and the last alpha (transparent mode)."""
         alpha = self.last_alpha if self.last_alpha is not None else np.ones(bgr.shape[:2], np.float32)
         return np.dstack([bgr, np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)])

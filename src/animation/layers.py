@@ -40,7 +40,7 @@ from src.capture.face_geometry import CHIN, FACE_OVAL, N_MESH, face_frame, inter
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 5
+LAYERS_VERSION = 6
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
 NECK_HALF_WIDTH = 0.6  # IOD, at least
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
@@ -56,17 +56,18 @@ class PortraitLayers:
     front: np.ndarray  # (S, S) float32: hands, drawn over the moving head
     plate: np.ndarray  # (S, S, 3) uint8: the portrait with the hole behind the head filled
     hole: np.ndarray  # (S, S) bool: where the plate was filled
+    under: np.ndarray  # (S, S) float32: the neck zone of the hole (plate shown under any background: neck, collar)
     note: str | None = None  # said once: no person, several regions
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         q = lambda a: np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)  # noqa: E731
         return {"person": q(self.person), "head": q(self.head), "still": q(self.still), "front": q(self.front),
-                "plate": self.plate, "hole": self.hole.astype(np.uint8), "note": np.array(self.note or "")}
+                "plate": self.plate, "hole": self.hole.astype(np.uint8), "under": q(self.under), "note": np.array(self.note or "")}
 
     @classmethod
     def from_arrays(cls, a: dict[str, np.ndarray]) -> PortraitLayers:
         f = lambda k: a[k].astype(np.float32) / 255.0  # noqa: E731
-        return cls(f("person"), f("head"), f("still"), f("front"), a["plate"], a["hole"].astype(bool), str(a["note"]) or None)
+        return cls(f("person"), f("head"), f("still"), f("front"), a["plate"], a["hole"].astype(bool), f("under"), str(a["note"]) or None)
 
 
 def face_coords(lm: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -190,9 +191,10 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     origin, axes = face_frame(lm.astype(np.float64))
     chin_v = float(((lm[CHIN] - origin) @ axes)[1] / interocular(lm))
     plate = fill_plate(image, hole, v, chin_v - 0.8)
+    under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0)).astype(np.float32)
     head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
     return PortraitLayers(person.astype(np.float32), head.astype(np.float32), still.astype(np.float32),
-                          front.astype(np.float32), plate, hole, note)
+                          front.astype(np.float32), plate, hole, under, note)
 
 
 def prepare_layers(avatar: PreparedAvatar, cache_dir: str, *, use_cache: bool = True) -> PortraitLayers:
@@ -202,7 +204,7 @@ def prepare_layers(avatar: PreparedAvatar, cache_dir: str, *, use_cache: bool = 
     params = {"size": size, "crop": [round(c, 3) for c in avatar.crop], "layers": LAYERS_VERSION,
               "region": [HAIR_HALF_WIDTH, NECK_HALF_WIDTH, NECK_CUT_BELOW_CHIN]}
     cpath = cache.path(avatar.content_hash, "layers", params)
-    required = ("person", "head", "still", "front", "plate", "hole", "note")
+    required = ("person", "head", "still", "front", "plate", "hole", "under", "note")
     arrays = cache.load(cpath, required) if use_cache else None
     if arrays is not None:
         layers = PortraitLayers.from_arrays(arrays)

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from src.animation.background import KEY_BGR
+from src.frames import RenderedFrame
+
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +47,15 @@ def alpha_codec_for(path: Path, background: str) -> AlphaCodec | None:
     return codec
 
 
-def bgra(image: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """BGRA from a BGR frame and its alpha (opaque when None)."""
-    a = np.full(image.shape[:2], 255, np.uint8) if alpha is None else alpha
-    return np.dstack([image, a])
+def bgra(frame: RenderedFrame) -> np.ndarray:
+    """The frame's BGRA (straight alpha), opaque when it has none."""
+    if frame.bgra is not None:
+        return frame.bgra
+    return np.dstack([frame.image, np.full(frame.image.shape[:2], 255, np.uint8)])
+
+
+def key_over(bgra_image: np.ndarray, key_bgr: tuple[int, int, int] = KEY_BGR) -> np.ndarray:
+    """A BGRA frame composited over the key colour (virtual camera, window, WebRTC, .mp4)."""
+    a = bgra_image[..., 3:4].astype(np.float32) * (1.0 / 255.0)
+    key = np.array(key_bgr, np.float32)
+    return (bgra_image[..., :3].astype(np.float32) * a + key * (1.0 - a) + 0.5).astype(np.uint8)

@@ -109,7 +109,7 @@ class FileOutput(Output):
     def write(self, frame: RenderedFrame) -> None:
         assert self._container is not None and self._stream is not None, "open() first"
         if self._alpha is not None and self._alpha.pix_fmt.startswith("yuva"):
-            vf = av.VideoFrame.from_ndarray(bgra(frame.image, frame.alpha), format="bgra")
+            vf = av.VideoFrame.from_ndarray(bgra(frame), format="bgra")
         else:
             vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
         vf.pts = self._pts(frame)

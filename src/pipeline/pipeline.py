@@ -29,6 +29,7 @@ from src.capture.face_tracker import FaceTracker
 from src.capture.sources import CaptureSource
 from src.config import AppConfig
 from src.frames import MouthShape, RenderedFrame, TrackedFrame, VideoFrame
+from src.output.alpha import key_over
 from src.output.base import Output, PipelineControls
 from src.output.fanout import OutputFanout
 from src.pipeline.metrics import PipelineMetrics
@@ -109,14 +110,14 @@ class AnimateStage:
         done = time.monotonic()
         out = []
         for inp, img in zip(inputs, images, strict=True):
-            alpha = None
-            if img.ndim == 3 and img.shape[2] == 4:  # transparent background: the colour (keyed) and the alpha apart
-                alpha, img = img[..., 3].copy(), np.ascontiguousarray(img[..., :3])
+            bgra = None
+            if img.ndim == 3 and img.shape[2] == 4:  # transparent background: BGRA for files, over the key colour for the rest
+                bgra, img = img, key_over(img)
             if self.stamper is not None:
                 self.stamper(img, _wall_ms(inp.capture_ts))
             out.append(RenderedFrame(image=img, capture_ts=inp.capture_ts, index=inp.index, media_time_s=inp.media_time_s,
                                      stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)},
-                                     alpha=alpha))
+                                     bgra=bgra))
         self.first_frame.set()
         return out
 
