@@ -40,7 +40,7 @@ from src.capture.face_geometry import CHIN, FACE_OVAL, N_MESH, face_frame, inter
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 6
+LAYERS_VERSION = 10
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
 NECK_HALF_WIDTH = 0.6  # IOD, at least
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
@@ -171,8 +171,13 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     # Bits of the person outside the head region that do not reach the body (a tuft of hair beyond the
     # region's sides): they belong to the head, else they would stay behind as flecks when it moves.
     n, labels = cv2.connectedComponents(((person > 0.5) & ~region).astype(np.uint8), connectivity=8)
+    body = np.ones(shape, np.float32)
     if n > 1:
         body_labels = np.unique(labels[(v > cut_v) & (labels > 0)])
+        body_labels = body_labels[body_labels > 0]
+        # The still layer is the body: what connects to the person below the cut (and its soft edge).
+        grown = cv2.dilate(np.isin(labels, body_labels).astype(np.uint8), np.ones((15, 15), np.uint8))  # under the seam too
+        body = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), 1.0)
         floating = (labels > 0) & ~np.isin(labels, body_labels)
         near = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))) > 0
         attached = np.unique(labels[floating & near])
@@ -184,14 +189,16 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     core = cv2.GaussianBlur(cv2.erode(reg, np.ones((9, 9), np.uint8)), (0, 0), FEATHER_PX)
     head = person * soft * (1.0 - hands)
     # The body reaches a few pixels under the head layer's feather: no backdrop shows through the seam.
-    still = np.clip(person * (1.0 - core), 0, 1)
+    still = np.clip(person * (1.0 - core) * np.maximum(body, core), 0, 1)
     front = person * hands
     hole = cv2.dilate(((head > 0.1) & (core > 0.01)).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
     origin, axes = face_frame(lm.astype(np.float64))
     chin_v = float(((lm[CHIN] - origin) @ axes)[1] / interocular(lm))
     plate = fill_plate(image, hole, v, chin_v - 0.8)
-    under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0)).astype(np.float32)
+    lateral = np.clip((1.0 - np.abs(u)) / 0.25, 0.0, 1.0)  # the neck's width, not the whole hole beside the jaw
+    under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0) * lateral).astype(np.float32)
+    under = cv2.GaussianBlur(under, (0, 0), 0.12 * interocular(lm)) * hole  # soft edges, inside the hole
     head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
     return PortraitLayers(person.astype(np.float32), head.astype(np.float32), still.astype(np.float32),
                           front.astype(np.float32), plate, hole, under, note)
