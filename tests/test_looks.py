@@ -489,3 +489,53 @@ def test_pipeline_passes_the_alpha_and_keys_the_rest(make_config, portrait_path:
     [frame] = stage.render([TrackedFrame(frame=None, face=None, capture_ts=0.0, index=0)], clock=lambda tf: 0.0)
     assert frame.image.shape[2] == 3 and frame.bgra is not None and frame.bgra.shape[2] == 4
     assert tuple(frame.image[0, 0]) == KEY_BGR and frame.bgra[0, 0, 3] == 0
+
+
+# -- large turns -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("yaw,roll", [(30, 0), (-30, 0), (0, 25), (0, -25), (25, 20)])
+def test_large_turns_leave_no_hole_in_the_head(anim, tracker, yaw: float, roll: float) -> None:
+    """Yaw +-30 and roll +-25: the head layer stays opaque over the whole driven face and its hair (the plate never
+    shows through), the layer has no holes, and the face is still found."""
+    motion = MotionState(rotation=euler_to_rotation(yaw, 0, roll))
+    alpha = _warped_head_alpha(anim, motion)
+    dst = anim.target_points(motion)
+    face = np.zeros(alpha.shape, np.uint8)
+    cv2.fillPoly(face, [np.round(dst[FACE_OVAL, :2]).astype(np.int32)], 1)
+    face = cv2.erode(face, np.ones((7, 7), np.uint8)) > 0  # inside the silhouette's soft edge
+    print(f"yaw {yaw} roll {roll}: min head alpha inside the face {alpha[face].min():.3f}")
+    assert alpha[face].min() > 0.99
+    solid = (alpha > 0.5).astype(np.uint8)
+    filled = solid.copy()
+    mask = np.zeros((solid.shape[0] + 2, solid.shape[1] + 2), np.uint8)
+    cv2.floodFill(filled, mask, (0, 0), 1)
+    holes = (filled == 0).sum()  # background pixels the flood from the corner cannot reach: enclosed by the layer
+    assert holes < 20, f"{holes} px of holes in the head layer"
+    # Nothing cut off: the layer keeps its area, less the far side's compression under yaw (cos yaw).
+    assert alpha.sum() >= 0.97 * np.cos(np.radians(yaw)) * anim.compositor.layers.head.sum()
+    out = anim.animate(_inp(motion))
+    faces = tracker.process(out[..., :3])
+    assert faces, "MediaPipe finds no face"
+
+
+def test_segmentation_with_several_people_or_none() -> None:
+    from src.animation.segmentation import keep_component_at
+
+    mask = np.zeros((100, 100), np.float32)
+    mask[10:60, 5:40] = 1.0  # the person around the chosen face
+    mask[20:90, 60:95] = 1.0  # someone else
+    kept, note = keep_component_at(mask, (20, 30), "source image x.png")
+    assert kept[30, 20] == 1.0 and kept[50, 80] == 0.0
+    assert note is not None and "2 separate regions" in note and "around the chosen face" in note
+    none, note = keep_component_at(np.zeros((100, 100), np.float32), (50, 50), "source image x.png")
+    assert not none.any() and note is not None and "no person" in note
+
+
+def test_a_portrait_without_a_segmented_person_still_animates(anim) -> None:
+    """No person found: the head layer falls back to the face and its immediate surroundings."""
+    img = anim.source.avatar.image
+    layers = build_layers(img, anim.source.avatar.landmarks, person=np.zeros(img.shape[:2], np.float32),
+                          hands=np.zeros(img.shape[:2], np.float32))
+    c = anim.source.avatar.landmarks[FACE_OVAL, :2].mean(axis=0).astype(int)
+    assert layers.head[c[1], c[0]] > 0.99 and layers.head[0, 0] == 0
