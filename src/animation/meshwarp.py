@@ -249,7 +249,8 @@ class MeshWarpAnimator(BaseAnimationModel):
         order = dst.copy()
         order[self.source.mesh.n_face :, 2] += 1e4
         if self.compositor is not None:
-            out = self.compositor.compose(*self._warper.maps(order))
+            mesh = self.source.mesh
+            out = self.compositor.compose(*self._warper.maps(order), self.compositor.head_box(mesh.points, dst, mesh.rigidity))
         else:
             out = self._warper.warp(image, order)
         mw = self.config.animation.meshwarp
