@@ -206,7 +206,10 @@ def run_look(config: AppConfig, clip: Path, portrait: Path, work: Path) -> dict[
     report: dict[str, Any] = {"clip": str(clip), "frames": len(frames), "picked_frames": picks, "sources": {}}
     rows: list[list[np.ndarray]] = [[_tile(frames[i], f"driver {i}: {name}") for name, i in picks.items()]]
     cols: dict[str, list[np.ndarray]] = {}
-    mid = min(picks.values(), key=lambda i: abs(i - len(frames) // 2))
+    # The expressions go over an ordinary frame: eyes open, mouth not at its widest, near the clip's middle.
+    eyes = {i: float(np.mean(measure(lm).eye_open)) for i, lm in enumerate(driver_lms) if lm is not None}
+    calm = [i for i in eyes if eyes[i] >= np.median(list(eyes.values())) and i not in picks.values()]
+    mid = min(calm, key=lambda i: abs(i - len(frames) // 2)) if calm else len(frames) // 2
     for key, src in sources.items():
         anim = make_animator(config, src)
         outs, times = render_all(anim, motions)

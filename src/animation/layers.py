@@ -40,7 +40,7 @@ from src.capture.face_geometry import CHIN, FACE_OVAL, N_MESH, face_frame, inter
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 10
+LAYERS_VERSION = 12
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
 NECK_HALF_WIDTH = 0.6  # IOD, at least
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
@@ -130,7 +130,18 @@ def _upward_extension(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, 
     return np.broadcast_to(colour[None, :, :], (h, w, 3)).copy(), ok & (weight > 0.5)
 
 
-def fill_plate(image: np.ndarray, hole: np.ndarray, v: np.ndarray | None = None, below_v: float = 1.0) -> np.ndarray:
+def _side_distance(hole: np.ndarray) -> np.ndarray:
+    """Per hole pixel, the distance (px) to the nearest non-hole pixel in its row."""
+    h, w = hole.shape
+    idx = np.broadcast_to(np.arange(w), (h, w))
+    big = 10 * w
+    left = np.maximum.accumulate(np.where(hole, -big, idx), axis=1)
+    right = np.minimum.accumulate(np.where(hole, big, idx)[:, ::-1], axis=1)[:, ::-1]
+    return np.minimum(idx - left, right - idx).astype(np.float32)
+
+
+def fill_plate(image: np.ndarray, hole: np.ndarray, v: np.ndarray | None = None, below_v: float = 1.0,
+               lateral: np.ndarray | None = None, side_fade_px: float = 12.0) -> np.ndarray:
     """The image with `hole` filled: Telea inpainting at half resolution, blurred inside the hole. With `v`
     (the face frame's vertical coordinate per pixel), below `below_v` the fill is what lies under the hole
     carried upward instead (under a moving chin one expects neck or collar, not the backdrop beside the head)."""
@@ -145,7 +156,12 @@ def fill_plate(image: np.ndarray, hole: np.ndarray, v: np.ndarray | None = None,
     up = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     if v is not None:
         ext, ok = _upward_extension(image, hole)
-        ramp = (np.clip((v - below_v) / 0.4, 0.0, 1.0) * ok[None, :])[..., None]
+        ramp = np.clip((v - below_v) / 0.4, 0.0, 1.0) * ok[None, :]
+        if lateral is not None:  # only as wide as the neck: beside it, what is beside the head (Telea)
+            ramp = ramp * lateral
+        # ... and handing over to the Telea fill toward the hole's sides (no hard edge against the portrait)
+        ramp = ramp * np.clip(_side_distance(hole) / side_fade_px, 0.0, 1.0)
+        ramp = cv2.GaussianBlur(ramp.astype(np.float32), (0, 0), 3.0)[..., None]
         up = up * (1 - ramp) + cv2.GaussianBlur(ext, (0, 0), 2.0) * ramp
     # Feathered inside the hole only: outside it the plate is the portrait, exactly.
     a = (np.minimum(cv2.GaussianBlur(hole.astype(np.float32), (0, 0), 1.0) * 2.0, 1.0) * hole)[..., None]
@@ -195,8 +211,8 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
     origin, axes = face_frame(lm.astype(np.float64))
     chin_v = float(((lm[CHIN] - origin) @ axes)[1] / interocular(lm))
-    plate = fill_plate(image, hole, v, chin_v - 0.8)
     lateral = np.clip((1.0 - np.abs(u)) / 0.25, 0.0, 1.0)  # the neck's width, not the whole hole beside the jaw
+    plate = fill_plate(image, hole, v, chin_v - 0.8, lateral, 0.3 * interocular(lm))
     under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0) * lateral).astype(np.float32)
     under = cv2.GaussianBlur(under, (0, 0), 0.12 * interocular(lm)) * hole  # soft edges, inside the hole
     head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
