@@ -207,8 +207,11 @@ def run_look(config: AppConfig, clip: Path, portrait: Path, work: Path) -> dict[
     rows: list[list[np.ndarray]] = [[_tile(frames[i], f"driver {i}: {name}") for name, i in picks.items()]]
     cols: dict[str, list[np.ndarray]] = {}
     # The expressions go over an ordinary frame: eyes open, mouth not at its widest, near the clip's middle.
-    eyes = {i: float(np.mean(measure(lm).eye_open)) for i, lm in enumerate(driver_lms) if lm is not None}
-    calm = [i for i in eyes if eyes[i] >= np.median(list(eyes.values())) and i not in picks.values()]
+    meas = {i: measure(lm) for i, lm in enumerate(driver_lms) if lm is not None}
+    eye_med = np.median([float(np.mean(m.eye_open)) for m in meas.values()])
+    mouth_med = np.median([m.mouth_open for m in meas.values()])
+    calm = [i for i, m in meas.items() if float(np.mean(m.eye_open)) >= eye_med and m.mouth_open <= mouth_med
+            and i not in picks.values()]
     mid = min(calm, key=lambda i: abs(i - len(frames) // 2)) if calm else len(frames) // 2
     for key, src in sources.items():
         anim = make_animator(config, src)
