@@ -509,7 +509,7 @@ def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
     if args.lipsync:
         name = "lipsync"
-    elif args.look:
+    elif getattr(args, "look", False):
         name = "look"
     elif args.vowels:
         name = "vowels"
