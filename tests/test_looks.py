@@ -539,3 +539,28 @@ def test_a_portrait_without_a_segmented_person_still_animates(anim) -> None:
                           hands=np.zeros(img.shape[:2], np.float32))
     c = anim.source.avatar.landmarks[FACE_OVAL, :2].mean(axis=0).astype(int)
     assert layers.head[c[1], c[0]] > 0.99 and layers.head[0, 0] == 0
+
+
+def test_a_hand_beside_the_face_stays_put_in_front(make_config, portrait_path: Path, tmp_path: Path, monkeypatch) -> None:
+    """A hand (as MediaPipe hands would mark it) touching the face is not dragged by the head: it stays, drawn in front."""
+    import src.animation.layers as layers_mod
+
+    a0 = _make(make_config, portrait_path)
+    lm = a0.source.avatar.landmarks
+    c = lm[FACE_OVAL, :2].mean(axis=0)
+    iod = interocular(lm)
+    hand = np.zeros(a0.source.avatar.image.shape[:2], np.float32)
+    cv2.circle(hand, (int(c[0] + 1.1 * iod), int(c[1] + 0.6 * iod)), int(0.45 * iod), 1.0, -1)
+    monkeypatch.setattr(layers_mod, "hand_masks", lambda image: hand)
+    a = _make(make_config, portrait_path, f"cache.dir={tmp_path / 'cache'}")
+    layers = a.compositor.layers
+    inside = hand > 0.99
+    assert layers.head[inside].max() < 0.01 and layers.front[inside & (layers.person > 0.99)].min() > 0.99
+    out = a.animate(_inp(MotionState(rotation=euler_to_rotation(0, 0, 20))))
+    solid = inside & (layers.person > 0.99)
+    assert solid.sum() > 20
+    # (within rounding: the front layer's alpha is the soft person mask, > 0.99 here)
+    assert np.abs(out[solid].astype(int) - a.source.avatar.image[solid].astype(int)).max() <= 3
+    # without the hand layer the same pixels would have moved with the head
+    moved = a0.animate(_inp(MotionState(rotation=euler_to_rotation(0, 0, 20))))
+    assert np.abs(moved[solid].astype(int) - a.source.avatar.image[solid].astype(int)).max() > 30
