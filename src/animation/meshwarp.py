@@ -158,6 +158,9 @@ class MeshWarpAnimator(BaseAnimationModel):
             self.source.mesh = build_layered_mesh(self.source.avatar.landmarks, layers.head, mw_cfg.neck_follow,
                                                   mw_cfg.background_margin)
             self.compositor = LayerCompositor(self.source.avatar.image, layers, background)
+        elif background.kind != "keep":
+            log.warning("animation.background %s needs animation.meshwarp.layers=true; keeping the portrait's own",
+                        self.config.animation.background)
         mesh = self.source.mesh
         self._warper = PiecewiseAffineWarper(mesh.points, mesh.triangles, (size, size), self.config.animation.meshwarp.map_scale,
                                              cullable=(mesh.triangles < mesh.n_face).all(axis=1))

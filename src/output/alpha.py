@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from src.animation.background import KEY_BGR
@@ -56,6 +57,7 @@ def bgra(frame: RenderedFrame) -> np.ndarray:
 
 def key_over(bgra_image: np.ndarray, key_bgr: tuple[int, int, int] = KEY_BGR) -> np.ndarray:
     """A BGRA frame composited over the key colour (virtual camera, window, WebRTC, .mp4)."""
-    a = bgra_image[..., 3:4].astype(np.float32) * (1.0 / 255.0)
-    key = np.array(key_bgr, np.float32)
-    return (bgra_image[..., :3].astype(np.float32) * a + key * (1.0 - a) + 0.5).astype(np.uint8)
+    a = bgra_image[..., 3].astype(np.float32) * np.float32(1.0 / 255.0)
+    key = np.empty(bgra_image.shape[:2] + (3,), np.uint8)
+    key[:] = key_bgr
+    return cv2.blendLinear(cv2.cvtColor(bgra_image, cv2.COLOR_BGRA2BGR), key, a, 1.0 - a)
