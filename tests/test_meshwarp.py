@@ -226,7 +226,7 @@ def test_mouth_opens_and_its_interior_is_drawn(anim, tracker, source_measures) -
     g_src, g_out = cv2.cvtColor(src, cv2.COLOR_BGR2GRAY), cv2.cvtColor(out, cv2.COLOR_BGR2GRAY)
     print(f"inside the mouth: mean grey {g_src[inner].mean():.0f} (source) -> {g_out[inner].mean():.0f}")
     assert g_out[inner].mean() < g_src[inner].mean() - 40
-    assert (g_out[inner] < 60).mean() > 0.3  # a dark cavity
+    assert (g_out[inner] < 60).mean() > 0.05  # a throat that darkens toward the back (teeth and tongue cover the rest)
 
 
 def test_without_mouth_interior_the_mouth_is_only_stretched(make_config, portrait_path: Path) -> None:
@@ -348,7 +348,7 @@ def test_cli_prepare_then_render_reuses_the_cache(run_cli, tmp_path: Path, portr
     r = run_cli("prepare", "--set", f"cache.dir={cache}", "--source", str(src))
     assert r.returncode == 0, r.stderr
     files = {f: f.stat().st_mtime_ns for f in cache.glob("*.npz")}
-    assert len(files) == 2
+    assert len(files) == 3  # source, meshwarp, layers
     out = tmp_path / "out.mp4"
     r = run_cli("render", "--set", f"cache.dir={cache}", "--source", str(src), "--duration", "0.3", "--output", str(out))
     assert r.returncode == 0, r.stderr

@@ -125,8 +125,8 @@ def open_live_audio(spec: str | None, config: AppConfig, *, play: bool, loop: bo
 
 def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
     out_path = Path(args.output).expanduser()
-    if out_path.suffix.lower() not in (".mp4", ".mov", ".mkv"):
-        raise OutputError(f"--output {args.output}: give a video file name ending in .mp4 (or .mov, .mkv)")
+    if out_path.suffix.lower() not in (".mp4", ".mov", ".mkv", ".webm"):
+        raise OutputError(f"--output {args.output}: give a video file name ending in .mp4 (or .mov, .mkv, .webm)")
     if args.batch is not None and args.batch < 1:
         raise UserError(f"--batch {args.batch}: must be 1 or more")
     if args.duration is not None and not (args.duration > 0 and math.isfinite(args.duration)):

@@ -520,6 +520,8 @@ def default_json(args: argparse.Namespace) -> Path:
         name = "cpu"
     elif args.lipsync:
         name = "lipsync"
+    elif args.look:
+        name = "look"
     elif args.vowels:
         name = "vowels"
     elif args.auto_tune or args.unet:
@@ -571,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
                     "frame in Chromium, say to first audio, concurrent browser sessions (up to --sessions), create/delete "
                     "cycles; only that is measured")
     ap.add_argument("--sessions", type=int, default=4, help="most concurrent browser sessions tried by --serve")
+    ap.add_argument("--look", action="store_true", help="how the face looks (src/bench/look_sheet.py): a contact sheet PNG "
+                    "and re-detected figures (faces, background vs plate, person area, mouth interior)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -590,7 +594,16 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.serve:
+    if args.look:
+        from src.bench.look_sheet import run_look
+
+        if not SHARED_CLIP.is_file():
+            print(f"error: --look needs the shared clip {SHARED_CLIP}", file=sys.stderr)
+            return 2
+        report["look"] = run_look(config, SHARED_CLIP, Path(args.source), BENCH_DIR / "look")
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.serve:
         from src.bench.serve import measure_serve
 
         report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))

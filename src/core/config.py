@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from src.core.background_spec import validate_spec
 from src.core.errors import ConfigError
 from src.core.languages import check_language
 
@@ -66,6 +67,7 @@ class MeshWarpConfig(Section):
     pose_gain: float = Field(1.0, ge=0, le=3)
     expression_gain: float = Field(1.0, ge=0, le=3)
     max_rotation_deg: float = Field(30.0, gt=0, le=90)
+    layers: bool = True  # head layer over a still body and a filled background plate (src/animation/meshwarp/layers.py)
 
 
 class OnnxConfig(Section):
@@ -114,6 +116,21 @@ class AnimationConfig(Section):
         return v
     motion_mode: Literal["relative", "absolute"] = "relative"
     mouth_owner: Literal["audio", "webcam"] = "audio"
+    background: str = "keep"  # keep | blur | image:PATH | color:#RRGGBB | transparent (meshwarp)
+    gaze: Literal["follow", "camera", "off"] = "follow"  # meshwarp irises: the driver's, at the viewer, the portrait's
+
+    @field_validator("gaze", mode="before")
+    @classmethod
+    def _gaze_off(cls, v: object) -> object:
+        return "off" if v is False else v  # YAML reads a bare off as false
+
+    @field_validator("background")
+    @classmethod
+    def _background(cls, v: str) -> str:
+        try:
+            return validate_spec(v)
+        except ValueError as exc:
+            raise ValueError(str(exc).removeprefix("animation.background ")) from None
     meshwarp: MeshWarpConfig = MeshWarpConfig()
     onnx: OnnxConfig = OnnxConfig()
     liveportrait: LivePortraitConfig = LivePortraitConfig()

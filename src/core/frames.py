@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+KEY_BGR = (64, 177, 0)  # #00B140, broadcast chroma green: the key colour where an output cannot carry alpha
 
 @dataclass(slots=True)
 class VideoFrame:
@@ -121,3 +122,4 @@ class RenderedFrame:
     media_time_s: float | None = None
     stage_ts: dict[str, float] = field(default_factory=dict)  # stage name -> monotonic time it finished
     meta: dict[str, float] = field(default_factory=dict)  # e.g. "mouth_open" the frame was rendered with
+    bgra: np.ndarray | None = None  # S x S x 4, straight alpha (animation.background: transparent), for outputs that carry it

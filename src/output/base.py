@@ -32,6 +32,9 @@ class PipelineControls:
     reset_neutral: Callable[[], None] = lambda: None
     toggle_motion_mode: Callable[[], str] = lambda: "relative"
     retry_model: Callable[[], bool] = lambda: True  # try a neural model again after a fallback
+    # Show an expression (name, intensity 0-1, hold seconds or None); raises UnknownExpressionError for a bad
+    # name, RuntimeError when the animator has none (only meshwarp has them).
+    set_expression: Callable[[str, float, float | None], None] = lambda name, intensity, hold_s=None: None
 
     def request_stop(self) -> None:
         self.stop_event.set()

@@ -13,6 +13,7 @@ from src.core.config import AppConfig, FileOutputConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
 from src.output import crash_safe_mp4
+from src.output.alpha import alpha_codec_for, bgra
 from src.output.audio_mux import AudioMuxSource, LivePcmMux
 from src.output.base import OUTPUTS, Output
 
@@ -57,6 +58,7 @@ class FileOutput(Output):
         self._last_pts = -1
         self.frames = 0
         self.audio: AudioMuxSource | None = None
+        self._alpha = alpha_codec_for(self.path, config.animation.background if config else "keep")
 
     def attach_audio(self, source: object) -> None:
         """Live: mux the driving audio (a PcmSource: microphone or a file playing) beside the video."""
@@ -78,17 +80,18 @@ class FileOutput(Output):
             self._container = av.open(str(self.path), mode="w", options=opts)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(f"output file {self.path}: cannot open for writing ({exc}); choose another path") from None
+        alpha = self._alpha
         try:
-            stream = self._container.add_stream(self.cfg.codec, rate=Fraction(fps).limit_denominator(1001))
+            stream = self._container.add_stream(alpha.codec if alpha else self.cfg.codec, rate=Fraction(fps).limit_denominator(1001))
         except (av.error.FFmpegError, ValueError) as exc:
             self._container.close()
             raise OutputError(f"output.file.codec {self.cfg.codec!r}: not available ({exc}); use libx264") from None
         stream.width = width
         stream.height = height
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = alpha.pix_fmt if alpha else "yuv420p"
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
-        stream.options = crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, fps, live=True)
+        stream.options = dict(alpha.options) if alpha else crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, fps, live=True)
         self._stream = stream
         if self.audio is not None:
             self.audio.open(self._container)
@@ -111,7 +114,10 @@ class FileOutput(Output):
         assert self._container is not None and self._stream is not None, "open() first"
         if self.frames == 0 and frame.media_time_s is not None:  # offline: x264 may buffer and use its threads
             self._stream.options = crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, self._fps, live=False)
-        vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+        if self._alpha is not None and self._alpha.pix_fmt.startswith("yuva"):
+            vf = av.VideoFrame.from_ndarray(bgra(frame), format="bgra")
+        else:
+            vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
         vf.pts = self._pts(frame)
         vf.time_base = TIME_BASE
         for packet in self._stream.encode(vf):

@@ -1,4 +1,5 @@
-"""A preview window (OpenCV HighGUI). Keys: q quit, n re-take neutral, r relative/absolute, m retry the model."""
+"""A preview window (OpenCV HighGUI). Keys: q quit, n re-take neutral, r relative/absolute, m retry the model,
+1-4 smile, surprise, anger, sadness (0 none)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import cv2
 
 from src.core.config import AppConfig
 from src.core.errors import OutputError
+from src.core.expressions import KEYS as EXPRESSION_KEYS
 from src.core.frames import RenderedFrame
 from src.output.base import OUTPUTS, Output, PipelineControls
 
@@ -55,6 +57,13 @@ class WindowOutput(Output):
         elif key == ord("m"):
             ok = self.controls.retry_model()
             log.info("window: model retry %s", "succeeded" if ok else "failed (still on the fallback)")
+        elif key in EXPRESSION_KEYS or key == ord("0"):
+            name = EXPRESSION_KEYS.get(key, "none")
+            try:
+                self.controls.set_expression(name, 0.8, None)
+                log.info("window: expression %s", name)
+            except (RuntimeError, ValueError) as exc:
+                log.info("window: %s", exc)
 
     def close(self) -> None:
         if self._open:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from src.animation.base import AnimationInput, BaseAnimationModel
+from src.animation.meshwarp.expressions import expression_on
 from src.animation.motion.mixer import MotionMixer
 from src.capture.face_motion import FaceMotionExtractor
 from src.capture.face_tracker import FaceTracker
@@ -33,6 +34,7 @@ from src.core.runtime.metrics import PipelineMetrics
 from src.core.runtime.pacing import Pacer
 from src.core.runtime.ring_buffer import BufferClosed
 from src.core.runtime.stage import EndOfStream
+from src.output.alpha import key_over
 from src.output.base import Output, PipelineControls
 from src.pipeline.graph import StageGraph
 from src.pipeline.onset_wake import OnsetWake
@@ -105,10 +107,14 @@ class AnimateStage:
         done = time.monotonic()
         out = []
         for inp, img in zip(inputs, images, strict=True):
+            bgra = None
+            if img.ndim == 3 and img.shape[2] == 4:  # transparent background: BGRA for files, over the key colour for the rest
+                bgra, img = img, key_over(img)
             if self.stamper is not None:
                 self.stamper(img, _wall_ms(inp.capture_ts))
             out.append(RenderedFrame(image=img, capture_ts=inp.capture_ts, index=inp.index, media_time_s=inp.media_time_s,
-                                     stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)}))
+                                     stage_ts={"animate": done}, meta={"mouth_open": float(inp.motion.mouth.open)},
+                                     bgra=bgra))
         self.first_frame.set()
         return out
 
@@ -190,7 +196,8 @@ class LivePipeline:
         self.fanout = self.graph.fanout
         self.threads = self.graph.threads
         self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
-                                         toggle_motion_mode=self.state.toggle_motion_mode, retry_model=animator.retry)
+                                         toggle_motion_mode=self.state.toggle_motion_mode, retry_model=animator.retry,
+                                         set_expression=lambda name, level, hold_s=None: expression_on(animator, name, level, hold_s))
         self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
         self.period = 1.0 / config.pipeline.fps
         self._m_capture = self.metrics.stage("capture") if capture is not None else None

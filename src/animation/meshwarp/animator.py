@@ -18,8 +18,14 @@ import numpy as np
 
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
 from src.animation.meshwarp.avatar import AvatarCache, PreparedAvatar, prepare_avatar
+from src.animation.meshwarp.background import Background
+from src.animation.meshwarp.compositor import LayerCompositor
+from src.animation.meshwarp.expressions import ExpressionController, build_expressions
+from src.animation.meshwarp.gaze import GazeLayer
+from src.animation.meshwarp.layers import build_layered_mesh, prepare_layers
 from src.animation.meshwarp.mesh import SourceMesh, build_source_mesh
-from src.animation.meshwarp.mouth_layers import close_lips, draw_mouth_interior, overlay_eye
+from src.animation.meshwarp.mouth_interior import face_light, own_teeth, paint_mouth_interior
+from src.animation.meshwarp.mouth_layers import close_lips, overlay_eye
 from src.animation.meshwarp.rig import BASES, FaceRig, build_face_rig
 from src.animation.meshwarp.warp import PiecewiseAffineWarper
 from src.core.config import AppConfig
@@ -137,13 +143,26 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._warper: PiecewiseAffineWarper | None = None
         self._out: np.ndarray | None = None
         self._controls = RunState.from_config(config)  # gains and motion mode when a frame brings none
+        self.compositor: LayerCompositor | None = None
+        self.expressions: ExpressionController | None = None
 
     def load_model(self) -> None:
         self.loaded = True  # nothing to load: no weights
 
     def preprocess_source_image(self, image_path: str | Path) -> None:
+        background = Background.from_spec(self.config.animation.background)  # a bad image fails before the work
         self.source = prepare_meshwarp_source(image_path, self.config)
         size = self.output_size
+        mw_cfg = self.config.animation.meshwarp
+        self.compositor = None
+        if mw_cfg.layers:
+            layers = prepare_layers(self.source.avatar, self.config.cache.dir)
+            self.source.mesh = build_layered_mesh(self.source.avatar.landmarks, layers.head, mw_cfg.neck_follow,
+                                                  mw_cfg.background_margin)
+            self.compositor = LayerCompositor(self.source.avatar.image, layers, background)
+        elif background.kind != "keep":
+            log.warning("animation.background %s needs animation.meshwarp.layers=true; keeping the portrait's own",
+                        self.config.animation.background)
         mesh = self.source.mesh
         self._warper = PiecewiseAffineWarper(mesh.points, mesh.triangles, (size, size), self.config.animation.meshwarp.map_scale,
                                              cullable=(mesh.triangles < mesh.n_face).all(axis=1))
@@ -158,6 +177,18 @@ class MeshWarpAnimator(BaseAnimationModel):
         ly, lx = int(np.clip(lower_lip[1], 0, img.shape[0] - 1)), int(np.clip(lower_lip[0], 0, img.shape[1] - 1))
         self._lip_bgr = img[max(ly - 1, 0) : ly + 2, max(lx - 2, 0) : lx + 3].reshape(-1, 3).mean(axis=0) * 0.8
         self._rot_points = _smooth_depth(mesh.points, mesh.triangles, mesh.n_face)
+        self._light = face_light(img, lm, self._lip_bgr / 0.8)
+        self._own_teeth = own_teeth(img, lm[_UPPER_INNER, :2], lm[_LOWER_INNER, :2])
+        self._gaze = GazeLayer(img, lm) if self.config.animation.gaze != "off" else None
+        local = (lm - self.source.origin) @ self.source.axes / self.source.iod
+        self.expressions = ExpressionController(build_expressions(local, self.source.rig))
+
+    def set_expression(self, name: str, intensity: float = 0.8, hold_s: float | None = None, instant: bool = False) -> None:
+        """Show an expression (smile, surprise, anger, sadness; none) over the driving motion; thread-safe.
+        Raises UnknownExpressionError (listing the known names) for any other name."""
+        if self.expressions is None:
+            raise RuntimeError("preprocess_source_image() must run before set_expression()")
+        self.expressions.set(name, intensity, hold_s, instant)
 
     def source_preview(self) -> np.ndarray | None:
         return None if self.source is None else self.source.avatar.image
@@ -198,6 +229,8 @@ class MeshWarpAnimator(BaseAnimationModel):
         a = src.iod
         controls = controls or self._controls
         pts[:N_MESH] += a * (self.local_offsets(motion, controls) @ src.axes.T)
+        if self.expressions is not None and (extra := self.expressions.offsets()) is not None:
+            pts[:N_MESH] += a * (extra @ src.axes.T)
         rot = motion.rotation
         if controls.motion_mode == "absolute" and motion.absolute_rotation is not None:
             rot = motion.absolute_rotation @ src.axes.T
@@ -221,13 +254,31 @@ class MeshWarpAnimator(BaseAnimationModel):
         # Draw order: the elastic band around the head first, then the face far to near.
         order = dst.copy()
         order[self.source.mesh.n_face :, 2] += 1e4
-        out = self._warper.warp(image, order)
+        if self.compositor is not None:
+            mesh = self.source.mesh
+            out = self.compositor.compose(*self._warper.maps(order), self.compositor.head_box(mesh.points, dst, mesh.rigidity))
+        else:
+            out = self._warper.warp(image, order)
         mw = self.config.animation.meshwarp
         if mw.mouth_interior:
             self._draw_mouth(out, dst)
         if mw.eye_layer:
             self._draw_eyes(out, image, dst)
+        if self._gaze is not None:
+            self._gaze.draw(out, dst, self.gaze_shift(inp.motion))
+        if self.compositor is not None and self.compositor.transparent:
+            return self.compositor.with_alpha(out)  # BGRA: the pipeline passes the alpha to outputs that carry it
         return out
+
+    def gaze_shift(self, motion: MotionState) -> np.ndarray:
+        """Where the irises move (output px) for `animation.gaze`."""
+        assert self.source is not None
+        rot = _clamp_rotation(motion.rotation, self.config.animation.meshwarp.pose_gain, self.config.animation.meshwarp.max_rotation_deg)
+        if self.config.animation.gaze == "camera":
+            return GazeLayer.shift_camera(rot, self.source.iod)
+        assert self._gaze is not None
+        shift = self._gaze.shift_follow(motion.expression, self.source.axes, self.source.iod)
+        return (rot[:2, :2] @ shift).astype(np.float32)
 
     def _draw_mouth(self, out: np.ndarray, dst: np.ndarray) -> None:
         assert self.source is not None
@@ -237,8 +288,9 @@ class MeshWarpAnimator(BaseAnimationModel):
         src = self.source.mesh.points
         if extra > 0:
             strength = float(np.clip(extra / (0.05 * iod), 0.0, 1.0))
-            draw_mouth_interior(out, self.source.avatar.image, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2],
-                                src[_UPPER_INNER, :2], src[_LOWER_INNER, :2], strength)
+            paint_mouth_interior(out, self.source.avatar.image, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2],
+                                 src[_UPPER_INNER, :2], src[_LOWER_INNER, :2], strength, self._light,
+                                 self._own_teeth)
         elif self._src_mouth_gap > 0.04 * iod:
             amount = float(np.clip(-extra / self._src_mouth_gap, 0.0, 1.0)) ** 0.7
             close_lips(out, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2], self._lip_bgr, amount)
