@@ -512,20 +512,22 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+# Measurements that run alone ("only that is measured"), in order of precedence: the flag and the report's name.
+SOLO = (("look", "look"), ("serve", "serve"), ("cpu", "cpu"), ("lipsync", "lipsync"), ("vowels", "vowels"),
+        ("auto_tune", "autotune"), ("unet", "unet"))
+ALL_PARTS = ["unpaced", "paced", "warp", "landmarks"]
+
+
+def solo_kind(args: argparse.Namespace) -> str | None:
+    """The flag of the measurement that runs alone, if one was asked for."""
+    return next((flag for flag, _ in SOLO if getattr(args, flag, False)), None)
+
+
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
-    if args.serve:
-        name = "serve"
-    elif args.cpu:
-        name = "cpu"
-    elif args.lipsync:
-        name = "lipsync"
-    elif args.look:
-        name = "look"
-    elif args.vowels:
-        name = "vowels"
-    elif args.auto_tune or args.unet:
-        name = "autotune" if args.auto_tune else "unet"
+    kind = solo_kind(args)
+    if kind is not None:
+        name = dict(SOLO)[kind]
     elif args.output:
         name = f"webrtc_{args.viewers}" if args.output == "webrtc" else args.output
     elif args.audio and args.audio_only:
@@ -535,7 +537,7 @@ def default_json(args: argparse.Namespace) -> Path:
     return PROJECT_ROOT / "out" / "bench" / f"{name}.json"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--driver", help="driver video or webcam[:N] (default: the shared clip at 640x480)")
     ap.add_argument("--source", default=str(PROJECT_ROOT / "assets" / "portrait.png"))
@@ -577,62 +579,36 @@ def main(argv: list[str] | None = None) -> int:
                     "and re-detected figures (faces, background vs plate, person area, mouth interior)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = load_config(overrides=args.overrides)
-    if args.driver:
-        driver = args.driver
-    elif SHARED_CLIP.is_file():
-        driver = str(scaled_driver(SHARED_CLIP))
-    else:
-        print(f"error: no --driver given and the shared clip {SHARED_CLIP} is absent; pass --driver VIDEO", file=sys.stderr)
-        return 2
-    report: dict[str, Any] = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "gpu": "none (CPU only)"},
-        "driver": driver,
-        "output_size_px": config.animation.output_size_px,
-        "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-    }
+    return ap
+
+
+def measure_alone_or_audio(args: argparse.Namespace, config: AppConfig, driver: str, report: dict[str, Any]) -> bool:
+    """The measurements that run alone, and the audio figures; True when the video figures are to be skipped."""
     if args.look:
         from src.bench.look_sheet import run_look
 
         if not SHARED_CLIP.is_file():
             print(f"error: --look needs the shared clip {SHARED_CLIP}", file=sys.stderr)
-            return 2
+            raise SystemExit(2)
         report["look"] = run_look(config, SHARED_CLIP, Path(args.source), BENCH_DIR / "look")
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.serve:
         from src.bench.serve import measure_serve
 
         report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.cpu:
         from src.bench.cpu import measure_cpu
 
         report["cpu"] = measure_cpu(driver, args.audio, seconds=args.cpu_seconds, overrides=args.overrides,
                                     cases=args.cpu_cases.split(",") if args.cpu_cases else None)
         report.update({k: v for k, v in report["cpu"].items() if k.endswith("85pct") or k == "cpu_cores_per_session"})
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.lipsync:
         report["lipsync"] = measure_lipsync(config, args.source, args.languages.split(",") if args.languages else None)
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.vowels:
         report["vowels"] = measure_vowels(config)
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.auto_tune or args.unet:
         report.update(measure_neural(config, args.auto_tune, args.unet))
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.output:
         report[args.output] = measure_live_outputs(config, args.source, args.output, args.viewers, args.duration, args.audio)
-        args.skip = ["unpaced", "paced", "warp", "landmarks"]
-        args.audio_only = True
     elif args.audio:
         if args.audio == "mic":
             report["audio_latency"] = measure_mic_latency(config, args.source)
@@ -640,8 +616,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             report["render"] = measure_render_speed(config, args.source, None if args.audio == "speech" else args.audio)
             report["render_speed_x"] = report["render"]["render_speed_x"]
-        if args.audio_only:
-            args.skip = ["unpaced", "paced", "warp", "landmarks"]
+    return solo_kind(args) is not None or bool(args.output) or bool(args.audio and args.audio_only)
+
+
+def measure_video_figures(args: argparse.Namespace, config: AppConfig, driver: str, report: dict[str, Any]) -> list[float]:
+    """Landmarks alone, animate alone, unpaced and paced runs, RSS, the warp comparison, reenactment; the paced latencies."""
     rss: dict[str, float] = {"start": rss_mb()}
     if "landmarks" not in args.skip:
         lo = measure_landmarks_only(driver, config)
@@ -678,6 +657,30 @@ def main(argv: list[str] | None = None) -> int:
             report["reenactment"] = {"skipped": f"{SHARED_CLIP} absent"}
         else:
             report["reenactment"] = measure_reenactment(config, SHARED_CLIP, BENCH_DIR / "reenactment")
+    return latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = load_config(overrides=args.overrides)
+    if args.driver:
+        driver = args.driver
+    elif SHARED_CLIP.is_file():
+        driver = str(scaled_driver(SHARED_CLIP))
+    else:
+        print(f"error: no --driver given and the shared clip {SHARED_CLIP} is absent; pass --driver VIDEO", file=sys.stderr)
+        return 2
+    report: dict[str, Any] = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "gpu": "none (CPU only)"},
+        "driver": driver,
+        "output_size_px": config.animation.output_size_px,
+        "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    if measure_alone_or_audio(args, config, driver, report):
+        args.skip, args.audio_only = ALL_PARTS, True
+    latencies = measure_video_figures(args, config, driver, report)
     out = Path(args.json or default_json(args))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
