@@ -39,6 +39,7 @@ demo-render: setup
 
 test: setup-test
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 bench: setup-test

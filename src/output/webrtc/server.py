@@ -57,7 +57,7 @@ class Peer:
 def _load_malloc_trim() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return libc.malloc_trim  # type: ignore[no-any-return]
+        return libc.malloc_trim
     except (OSError, AttributeError):  # not glibc
         return None
 
@@ -167,7 +167,7 @@ class WebRTCServer:
         if _shared_encoding(self.cfg):
             self.encoder = SharedVp8Encoder(self.hub, self.cfg.video_bitrate_kbps * 1000, self.cfg.keyframe_interval_s)
             self.encoder.start()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if isinstance(site._server, asyncio.Server) else []
         if sockets:
             self.port = sockets[0].getsockname()[1]
         return self.port
@@ -300,8 +300,9 @@ class WebRTCServer:
         if len(self.peers) >= self.cfg.max_viewers:
             return self._refuse(503, f"too many viewers ({self.cfg.max_viewers}; output.webrtc.max_viewers)")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves this network
-        shared = self.encoder is not None and "VP8/90000" in parsed["sdp"]
-        video: HubVideoTrack | SharedPacketTrack = SharedPacketTrack(self.encoder) if shared else HubVideoTrack(self.hub)
+        encoder = self.encoder if "VP8/90000" in parsed["sdp"] else None
+        shared = encoder is not None
+        video: HubVideoTrack | SharedPacketTrack = SharedPacketTrack(encoder) if encoder is not None else HubVideoTrack(self.hub)
         audio = self.audio.track() if self.audio is not None else None
         peer = Peer(next(self._ids), pc, video, audio, request.remote or "?")
         try:
@@ -346,7 +347,7 @@ class WebRTCServer:
         if isinstance(peer.video, SharedPacketTrack) and hasattr(sender, "_send_keyframe"):
             # aiortc turns a viewer's PLI into a keyframe for its own encoder; with a shared
             # encoder the request has to reach that instead (aiortc 1.16 internals).
-            sender._send_keyframe = peer.video.request_keyframe  # type: ignore[method-assign]
+            sender._send_keyframe = peer.video.request_keyframe  # type: ignore[method-assign]  # deliberate patch of aiortc's private hook
         if peer.audio is not None and "audio" in kinds:
             pc.addTrack(peer.audio)
         preferred = "video/vp8" if self.cfg.video_codec == "vp8" else "video/h264"
