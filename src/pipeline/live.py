@@ -50,7 +50,7 @@ class MouthSource(Protocol):
 
 
 class FrameStamper(Protocol):
-    def __call__(self, image: np.ndarray, wall_ms: int) -> None: ...
+    def __call__(self, image: np.ndarray, wall_ms: int, /) -> None: ...
 
 
 def _wall_ms(capture_ts: float) -> int:
