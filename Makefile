@@ -46,4 +46,4 @@ bench: setup-test
 	$(PY) scripts/benchmark.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .ruff_cache
+	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache
