@@ -58,7 +58,7 @@ class FallbackAnimator(BaseAnimationModel):
         return a.name if a is not None else "none"
 
     @property
-    def needs_audio_features(self) -> bool:  # type: ignore[override]
+    def needs_audio_features(self) -> bool:  # type: ignore[override]  # read-only property over the base's class attribute
         return bool(getattr(self.primary or self._primary_factory, "needs_audio_features", False))
 
     def reset_driver_reference(self) -> None:
@@ -67,7 +67,7 @@ class FallbackAnimator(BaseAnimationModel):
                 a.reset_driver_reference()
 
     @property
-    def batched(self) -> bool:  # type: ignore[override]
+    def batched(self) -> bool:  # type: ignore[override]  # read-only property over the base's class attribute
         a = self.active
         return bool(a is not None and a.batched)
 
@@ -78,10 +78,10 @@ class FallbackAnimator(BaseAnimationModel):
                     self._fallback_name())  # fmt: skip
 
     def _primary_name(self) -> str:
-        return getattr(self.primary, "name", None) or getattr(self._primary_factory, "name", "primary")
+        return str(getattr(self.primary, "name", None) or getattr(self._primary_factory, "name", "primary"))
 
     def _fallback_name(self) -> str:
-        return getattr(self.fallback, "name", None) or getattr(self._fallback_factory, "name", "fallback")
+        return str(getattr(self.fallback, "name", None) or getattr(self._fallback_factory, "name", "fallback"))
 
     def _ensure_fallback(self) -> BaseAnimationModel:
         if self.fallback is None:

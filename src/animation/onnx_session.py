@@ -75,7 +75,7 @@ def select_providers(requested: str, available: list[str] | None = None) -> list
     """
     available = available_providers() if available is None else available
     if requested == "auto":
-        chain = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+        chain: list[str] = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
         return [*chain, "CPUExecutionProvider"]
     if requested not in PROVIDERS:
         raise ModelError(f"animation.onnx.provider {requested!r}: unknown; use one of auto, {', '.join(PROVIDERS)}")
@@ -96,7 +96,7 @@ def trt_environment() -> dict[str, str]:
     """What a TensorRT engine depends on here: GPU name and TensorRT version ('' when absent)."""
     env = {"gpu": "", "tensorrt": ""}
     try:
-        import tensorrt  # type: ignore[import-not-found]
+        import tensorrt
 
         env["tensorrt"] = str(tensorrt.__version__)
     except Exception:  # noqa: BLE001 - any import failure means "no TensorRT"
@@ -312,4 +312,4 @@ class OnnxModel:
         return float(np.mean(self.timings_ms)) if self.timings_ms else 0.0
 
     def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
+        self.session = None

@@ -164,7 +164,8 @@ def cmd_render(args: argparse.Namespace, config: AppConfig) -> int:
         mouth_track = track.shapes
         n_frames = track.n_frames
         if capture is not None:
-            n_frames = min(n_frames, capture.frame_count) if getattr(capture, "frame_count", 0) else n_frames
+            clip_frames = getattr(capture, "frame_count", 0)  # only a video file knows its length
+            n_frames = min(n_frames, clip_frames) if clip_frames else n_frames
         if args.duration is not None:
             n_frames = min(n_frames, int(round(args.duration * fps)))
         output.audio = AudioFileMux(args.audio, max_duration_s=n_frames / fps)

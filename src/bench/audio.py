@@ -137,7 +137,7 @@ def lip_sync_timing(open_values: np.ndarray, fps: float, regions: list[tuple[flo
     onset_err, close_delay, silence = [], [], 0.0
     for i, (s, e) in enumerate(regions):
         win = np.flatnonzero((t >= s - 0.15) & (t <= e))
-        hit = win[o[win] >= thr] if rng > 0 else []
+        hit: np.ndarray | list[int] = win[o[win] >= thr] if rng > 0 else []
         onset_err.append(1000.0 * (t[hit[0]] - s) if len(hit) else float("inf"))
         nxt = regions[i + 1][0] if i + 1 < len(regions) else duration_s
         if nxt - e >= 0.35:

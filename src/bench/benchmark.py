@@ -60,7 +60,7 @@ def scaled_driver(src: Path, size: tuple[int, int] = (640, 480)) -> Path:
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}
         for frame in inp.decode(vin):
-            img = cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_CUBIC)
+            img: np.ndarray = cv2.resize(frame.to_ndarray(format="bgr24"), size, interpolation=cv2.INTER_CUBIC)
             for pkt in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
                 dst.mux(pkt)
         for pkt in stream.encode(None):
@@ -98,7 +98,7 @@ def measure_landmarks_only(driver: str, config: AppConfig, max_frames: int = 300
     """The face tracker alone on the driver's frames, decoded beforehand."""
     cap = open_capture(driver, config, realtime=False, loop=True)
     assert cap is not None
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < max_frames:
         f = cap.read()
         if f is None:
@@ -274,7 +274,9 @@ def mp4_mouth_opening(path: Path) -> tuple[np.ndarray, float]:
     from src.core.face_mesh import measure
 
     with av.open(str(path)) as c:
-        fps = float(c.streams.video[0].average_rate)
+        rate = c.streams.video[0].average_rate
+        assert rate is not None, f"{path}: no frame rate"  # the video we wrote ourselves
+        fps = float(rate)
     series = landmarks_series(path)
     opening = np.array([measure(lm).mouth_open if lm is not None else np.nan for lm in series])
     return opening, fps
@@ -406,7 +408,7 @@ def measure_live_outputs(config: AppConfig, source: str, kind: str, viewers: int
                 mouth.stop()
                 return alive
 
-            pipe.stop = stop  # type: ignore[method-assign]
+            pipe.stop = stop  # type: ignore[method-assign]  # this run's stop also stops the mouth it started
         return pipe
 
     src = pipeline_frame_source(make)

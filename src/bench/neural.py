@@ -275,7 +275,7 @@ def make_talking_video(out_path: str | Path, portrait: str | Path, audio_16k: np
     with tempfile.TemporaryDirectory() as td:
         raw = Path(td) / "v.avi"
         wav = Path(td) / "a.wav"
-        writer = cv2.VideoWriter(str(raw), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+        writer = cv2.VideoWriter(str(raw), cv2.VideoWriter.fourcc(*"MJPG"), fps, (size, size))
         for i in range(n):
             dst = pts.copy()
             dst[:, 1] += w * amp * opening[i]
@@ -462,7 +462,7 @@ def training_figure(minutes: float = 4.0, out_dir: str | Path = "out/train_figur
         still += anim.animate_batch([AnimationInput(MotionState(), 0.0, fixed, audio_features=x.audio_features) for x in inputs[s : s + 8]])
     corr_fixed, _ = _corr(ref_open, mouth_openings(still))
     leak, _ = _corr(tpl.mouth_open[[tpl.pingpong(i) for i in range(len(ours))]].astype(np.float64), our_open)
-    w = cv2.VideoWriter(str(out / "heldout_unet.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, ours[0].shape[1::-1])
+    w = cv2.VideoWriter(str(out / "heldout_unet.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), fps, ours[0].shape[1::-1])
     for f in ours:
         w.write(f)
     w.release()

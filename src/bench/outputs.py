@@ -296,7 +296,7 @@ def viewer_figures(sample: dict[str, Any]) -> dict[str, Any]:
 def _pcts(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None}
-    return percentiles(list(values))
+    return {k: v for k, v in percentiles(list(values)).items()}  # float -> float | None
 
 
 def _port0(config: AppConfig | None) -> str:

@@ -68,10 +68,10 @@ def pearson(a: list[float] | np.ndarray, b: list[float] | np.ndarray) -> float:
 def series_metrics(driver: list[np.ndarray | None], output: list[np.ndarray | None]) -> dict[str, float]:
     """The metrics from two landmark series (frame i of the output was driven by frame i of the driver)."""
     n = min(len(driver), len(output))
-    both = [i for i in range(n) if driver[i] is not None and output[i] is not None]
-    errors = [aligned_error_iod(output[i], driver[i]) for i in both]  # type: ignore[arg-type]
-    d_meas = [measure(driver[i]) for i in both]  # type: ignore[arg-type]
-    o_meas = [measure(output[i]) for i in both]  # type: ignore[arg-type]
+    both = [(d, o) for d, o in zip(driver[:n], output[:n], strict=True) if d is not None and o is not None]
+    errors = [aligned_error_iod(o, d) for d, o in both]
+    d_meas = [measure(d) for d, _ in both]
+    o_meas = [measure(o) for _, o in both]
     return {
         "error_iod": float(np.mean(errors)) if errors else float("nan"),
         "mouth_corr": pearson([m.mouth_open for m in d_meas], [m.mouth_open for m in o_meas]),

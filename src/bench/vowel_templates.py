@@ -17,7 +17,9 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +104,7 @@ def build(voices: tuple[str, ...] = BUILD_VOICES, workdir: Path | None = None) -
     return VowelTemplates.from_frames(frames, per_class=3, source="espeak-ng " + ", ".join(voices), meta={"voices": list(voices)})
 
 
-def frame_accuracy(templates: VowelTemplates, wavs: list[str] | list[Path]) -> float:
+def frame_accuracy(templates: VowelTemplates, wavs: Sequence[str | Path]) -> float:
     """Share of the steady voiced frames of sustained vowels (one wav per vowel, in VOWELS order)
     classified as their vowel."""
     hits = total = 0
@@ -132,7 +134,7 @@ def main() -> int:
     print(f"wrote {path} ({path.stat().st_size} bytes)")
     if args.evaluate:
         with tempfile.TemporaryDirectory() as tmp:
-            report = {
+            report: dict[str, Any] = {
                 "build_voices": accuracy(templates, BUILD_VOICES, Path(tmp)),
                 "held_out_voices": accuracy(templates, EVAL_VOICES, Path(tmp)),
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -24,20 +25,20 @@ _LANDMARK_RECORD = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "
                              ("tz", "u1"), ("z", "<f4")])
 
 
-def landmarks_to_array(landmark_list: object) -> np.ndarray:
+def landmarks_to_array(landmark_list: Any) -> np.ndarray:  # Any: mediapipe ships no types
     """(N, 3) float32 normalised landmarks from a MediaPipe NormalizedLandmarkList.
 
     Reading the serialised message with one NumPy view is ~10x faster than a Python loop over
     478 landmarks (0.6 ms a frame on the tracking thread); any other layout takes the loop.
     """
-    buf = landmark_list.SerializeToString()  # type: ignore[attr-defined]
-    n = len(landmark_list.landmark)  # type: ignore[attr-defined]
+    buf = landmark_list.SerializeToString()
+    n = len(landmark_list.landmark)
     if n and len(buf) == n * _LANDMARK_RECORD.itemsize:
         rec = np.frombuffer(buf, _LANDMARK_RECORD)
         if (rec["tag"] == 0x0A).all() and (rec["len"] == 15).all() and (rec["tx"] == 0x0D).all() and (rec["ty"] == 0x15).all() \
                 and (rec["tz"] == 0x1D).all():
             return np.stack([rec["x"], rec["y"], rec["z"]], axis=1).astype(np.float32)
-    return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], dtype=np.float32)  # type: ignore[attr-defined]
+    return np.array([(p.x, p.y, p.z) for p in landmark_list.landmark], dtype=np.float32)
 
 
 class FaceTracker:

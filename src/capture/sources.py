@@ -102,7 +102,7 @@ class VideoCaptureSource(CaptureSource):
                 have = "; ".join(cams) if cams else "no camera was found"
                 raise CaptureError(f"{label}: cannot be opened; cameras available: {have}. Use --driver webcam:N or a video file")
             if cc.mjpg:
-                self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
+                self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, cc.width_px)
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, cc.height_px)
             self._cap.set(cv2.CAP_PROP_FPS, cc.fps)

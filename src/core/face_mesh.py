@@ -130,7 +130,7 @@ def measure(lm: np.ndarray) -> FaceMeasures:
         return float(np.mean(local[lower[2:-2], 1]) - np.mean(local[upper[2:-2], 1]))
 
     def eye(upper: list[int], lower: list[int], corners: tuple[int, int]) -> float:
-        width = np.linalg.norm(local[corners[0], :2] - local[corners[1], :2]) + 1e-9
+        width = float(np.linalg.norm(local[corners[0], :2] - local[corners[1], :2])) + 1e-9
         return gap(upper, lower) / width
 
     mouth_gap = float(np.mean(local[[14, 87, 317], 1]) - np.mean(local[[13, 82, 312], 1]))

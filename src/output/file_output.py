@@ -6,9 +6,11 @@ import logging
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 
+from src.audio.pcm import PcmSource
 from src.core.config import AppConfig, FileOutputConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
@@ -60,7 +62,7 @@ class FileOutput(Output):
         self.audio: AudioMuxSource | None = None
         self._alpha = alpha_codec_for(self.path, config.animation.background if config else "keep")
 
-    def attach_audio(self, source: object) -> None:
+    def attach_audio(self, source: PcmSource) -> None:
         """Live: mux the driving audio (a PcmSource: microphone or a file playing) beside the video."""
 
         self.audio = LivePcmMux(source, lambda: self._t0)
@@ -82,7 +84,8 @@ class FileOutput(Output):
             raise OutputError(f"output file {self.path}: cannot open for writing ({exc}); choose another path") from None
         alpha = self._alpha
         try:
-            stream = self._container.add_stream(alpha.codec if alpha else self.cfg.codec, rate=Fraction(fps).limit_denominator(1001))
+            stream = cast(av.VideoStream, self._container.add_stream(alpha.codec if alpha else self.cfg.codec,
+                                                                     rate=Fraction(fps).limit_denominator(1001)))
         except (av.error.FFmpegError, ValueError) as exc:
             self._container.close()
             raise OutputError(f"output.file.codec {self.cfg.codec!r}: not available ({exc}); use libx264") from None

@@ -53,7 +53,11 @@ class OutputFanout:
             else:
                 buf = RingBuffer(RECORDING_BUFFER_FRAMES, "fifo", label)
             m = metrics.stage(label, depth=buf.__len__)
-            m.add_drop_source(lambda b=buf: b.dropped)
+
+            def dropped(b: RingBuffer[RenderedFrame] = buf) -> int:
+                return b.dropped
+
+            m.add_drop_source(dropped)
             self.buffers.append(buf)
             self.threads.append(
                 StageThread(

@@ -17,7 +17,7 @@ from typing import Any
 from src.core.config import AppConfig
 from src.core.frames import TrackedFrame, VideoFrame
 from src.core.runtime.metrics import PipelineMetrics
-from src.core.runtime.ring_buffer import RingBuffer
+from src.core.runtime.ring_buffer import Mode, RingBuffer
 from src.core.runtime.stage import StageThread
 from src.output.base import Output, PipelineControls
 from src.pipeline.fanout import OutputFanout
@@ -63,7 +63,7 @@ class StageGraph:
         self.stop_event = threading.Event()
         self._outputs_stop = threading.Event()  # outputs stop after the producers: they drain first
         self._stop_timeout_s = pc.stop_timeout_s
-        policy = "newest" if live else "lossless"
+        policy: Mode = "newest" if live else "lossless"
         qsize = pc.queue_size if live else max(pc.render_queue_size, 2 * batch_size)
         self.fanout = OutputFanout(outputs, metrics, self._outputs_stop, live=live, queue_size=config.output.queue_size,
                                    render_queue_size=qsize)

@@ -53,7 +53,7 @@ class MouthSource(Protocol):
 
 
 class FrameStamper(Protocol):
-    def __call__(self, image: np.ndarray, wall_ms: int) -> None: ...
+    def __call__(self, image: np.ndarray, wall_ms: int, /) -> None: ...
 
 
 def _wall_ms(capture_ts: float) -> int:
@@ -87,12 +87,12 @@ class AnimateStage:
             self.motion = FaceMotionExtractor(self.config.tracking)
 
     def render(self, frames: Sequence[TrackedFrame], clock: Callable[[TrackedFrame], float] | None = None) -> list[RenderedFrame]:
-        assert self.mixer is not None
+        assert self.mixer is not None and self.motion is not None and self.state is not None  # set in __post_init__
         inputs: list[AnimationInput] = []
         for tf in frames:
             t = clock(tf) if clock else tf.capture_ts
             if tf.frame is not None and tf.motion is None:
-                tf.motion = self.motion.update(tf.face, t)  # type: ignore[union-attr]
+                tf.motion = self.motion.update(tf.face, t)
             audio = None
             if self.mouth_at_frame is not None:
                 audio = self.mouth_at_frame(tf)
@@ -267,11 +267,10 @@ class LivePipeline:
             tf = self._tick()
         else:
             try:
-                tf = anim_in.get(timeout=self._stall_s)
+                newest = anim_in.get(timeout=self._stall_s)
             except BufferClosed:
                 raise EndOfStream from None
-            if tf is None:  # the driver stalled: keep the avatar alive
-                tf = self._tick()
+            tf = newest if newest is not None else self._tick()  # None: the driver stalled: keep the avatar alive
         if self.stop_event.is_set():
             return None
         t0 = time.perf_counter()

@@ -119,7 +119,7 @@ def network_output_to_bgr(out: np.ndarray) -> np.ndarray:
 def paste_mask(crop_size: int, feather_px: int) -> np.ndarray:
     """Feathered mask over the full crop: the paste rectangle, blurred; exactly 0 beyond the feather."""
     inner = crop_size - 2 * BORDER
-    m = np.zeros((crop_size, crop_size), np.float32)
+    m: np.ndarray = np.zeros((crop_size, crop_size), np.float32)
     m[BORDER : BORDER + inner, BORDER : BORDER + inner] = _rect_mask(inner, PASTE_RECT)
     if feather_px > 0:
         k = 2 * feather_px + 1
@@ -143,7 +143,7 @@ def paste_crop(frame: np.ndarray, box: np.ndarray, crop: np.ndarray, mask: np.nd
     m = np.array([[k, 0, x0 - xa], [0, k, y0 - ya]], np.float32)  # crop -> region of interest
     size = (xb - xa, yb - ya)
     back = cv2.warpAffine(crop, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)[..., None]
+    alpha = cv2.warpAffine(mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0,))[..., None]
     region = frame[ya:yb, xa:xb].astype(np.float32)
     out[ya:yb, xa:xb] = np.clip(np.rint(region + alpha * (back.astype(np.float32) - region)), 0, 255).astype(np.uint8)
     return out

@@ -59,7 +59,7 @@ def decode_video(path: Path, sample_rate_hz: int = 16000) -> tuple[list[np.ndarr
         raise TemplateError(f"{label}: not found; pass an existing talking-head video (mp4 with sound)")
     try:
         container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:  # type: ignore[attr-defined]
+    except (av.error.FFmpegError, OSError) as exc:
         raise TemplateError(f"{label}: cannot be opened ({type(exc).__name__}); use an mp4/mkv/mov video with sound") from None
     with container:
         if not container.streams.video:
@@ -70,7 +70,7 @@ def decode_video(path: Path, sample_rate_hz: int = 16000) -> tuple[list[np.ndarr
         fps = float(vstream.average_rate or vstream.guessed_rate or 25.0)
         frames: list[np.ndarray] = []
         for frame in container.decode(video=0):
-            img = frame.to_ndarray(format="bgr24")
+            img: np.ndarray = frame.to_ndarray(format="bgr24")
             h, w = img.shape[:2]
             if max(h, w) > MAX_SIDE_PX:
                 k = MAX_SIDE_PX / max(h, w)
@@ -79,8 +79,8 @@ def decode_video(path: Path, sample_rate_hz: int = 16000) -> tuple[list[np.ndarr
     with av.open(str(path)) as container:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate_hz)
         chunks: list[np.ndarray] = []
-        for frame in container.decode(audio=0):
-            for out in resampler.resample(frame):
+        for aframe in container.decode(audio=0):
+            for out in resampler.resample(aframe):
                 chunks.append(out.to_ndarray().reshape(-1))
         for out in resampler.resample(None):
             chunks.append(out.to_ndarray().reshape(-1))

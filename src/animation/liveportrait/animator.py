@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -29,6 +30,9 @@ from src.core.config import AppConfig, resolve_path
 from src.core.errors import ModelError
 from src.core.frames import FaceObservation
 
+if TYPE_CHECKING:
+    from src.capture.face_tracker import FaceTracker
+
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +46,7 @@ class LivePortraitAnimator(BaseAnimationModel):
         self.src: SourceState | None = None
         self.source_from_cache = False
         self.on_timing: Callable[[str, float], None] | None = None  # (model name, ms) per inference call
-        self._tracker = None  # our own FaceTracker, only when the pipeline gives frames without faces
+        self._tracker: FaceTracker | None = None  # our own FaceTracker, only when the pipeline gives frames without faces
         self._filter = self._new_filter()
         self._d0: kpm.KpInfo | None = None  # first driver frame: the reference of relative motion
         self._eye_base: np.ndarray | None = None
@@ -147,8 +151,10 @@ class LivePortraitAnimator(BaseAnimationModel):
         if driven:
             crops = []
             for k in driven:
-                m = crop_matrix(faces[k].landmarks, NET_SIZE, self.cfg.crop_scale, self.cfg.crop_vy_ratio)  # type: ignore[union-attr]
-                crops.append(to_net(crop_image(inputs[k].driver_frame.image, m, NET_SIZE))[0])  # type: ignore[union-attr]
+                face, frame = faces[k], inputs[k].driver_frame
+                assert face is not None and frame is not None  # `driven` holds only such k
+                m = crop_matrix(face.landmarks, NET_SIZE, self.cfg.crop_scale, self.cfg.crop_vy_ratio)
+                crops.append(to_net(crop_image(frame.image, m, NET_SIZE))[0])
             batch_info = self.models.motion(np.stack(crops))
             for j, k in enumerate(driven):
                 infos[k] = self._smooth(batch_info.take(j), inputs[k].capture_ts)
@@ -167,7 +173,9 @@ class LivePortraitAnimator(BaseAnimationModel):
                     motion = kpm.relative_motion(s.info, info, self._d0)
                 else:
                     motion = kpm.absolute_motion(s.info, info)
-                lm = faces[k].landmarks  # type: ignore[union-attr]
+                face = faces[k]
+                assert face is not None  # k is in `infos`: it was driven
+                lm = face.landmarks
                 if self.cfg.eye_retargeting:
                     eye_ratio = motion_eye_ratio(s.eye, inp.motion) if self.cfg.relative_motion else float(np.mean(eye_ratios(lm)))
                 if inp.audio_mouth is not None and audio_owns_mouth:

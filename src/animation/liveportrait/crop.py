@@ -77,7 +77,7 @@ def paste_back(canvas: np.ndarray, crop: np.ndarray, m: np.ndarray, mask: np.nda
     h, w = canvas.shape[:2]
     inv = invert_affine(m)
     back = cv2.warpAffine(crop, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    alpha = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+    alpha = cv2.warpAffine(mask, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.0,))
     out = canvas.copy()
     ys, xs = np.nonzero(alpha > 0)
     if len(ys):

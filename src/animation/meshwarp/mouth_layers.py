@@ -52,7 +52,7 @@ def draw_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nda
         return
     h, w = y1 - y0, x1 - x0
     mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
     xs = np.arange(x0, x1, dtype=np.float32)
     yu = _contour_y(xs, dst_upper)[None, :]
     yl = _contour_y(xs, dst_lower)[None, :]
@@ -105,8 +105,8 @@ def close_lips(image: np.ndarray, dst_upper: np.ndarray, dst_lower: np.ndarray, 
     if x1 - x0 < 2 or y1 - y0 < 1:
         return
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
-    cv2.polylines(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], True, 255, 1, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
+    cv2.polylines(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], True, (255,), 1, cv2.LINE_AA, shift=2)
     alpha = cv2.GaussianBlur(mask, (0, 0), 0.8).astype(np.float32)[..., None] * (amount / 255.0)
     roi = image[y0:y1, x0:x1].astype(np.float32)
     image[y0:y1, x0:x1] = (roi * (1 - alpha) + lip_bgr.astype(np.float32) * alpha + 0.5).astype(np.uint8)
@@ -131,7 +131,7 @@ def overlay_eye(image: np.ndarray, source: np.ndarray, src_ring: np.ndarray, dst
     patch = cv2.warpAffine(source, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                            borderMode=cv2.BORDER_REPLICATE)
     mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(mask, [np.round((dst_ring - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(mask, [np.round((dst_ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
     alpha = mask.astype(np.float32)[..., None] * (strength / 255.0)
     roi = image[y0:y1, x0:x1].astype(np.float32)
     image[y0:y1, x0:x1] = (roi * (1 - alpha) + patch.astype(np.float32) * alpha + 0.5).astype(np.uint8)

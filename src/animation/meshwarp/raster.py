@@ -18,7 +18,7 @@ try:
 except ImportError:  # pragma: no cover - numba is a pinned dependency; the OpenCV path stays as a fallback
     HAVE_NUMBA = False
 
-    def njit(*args, **kwargs):  # type: ignore[no-redef]
+    def njit(*args, **kwargs):
         def wrap(fn):
             return fn
 

@@ -127,8 +127,8 @@ class PiecewiseAffineWarper:
         gyr = gy[:, None]
         if self.use_compiled:
             # One compiled pass: each coarse pixel inside a moved triangle gets that triangle's affine.
-            mx = np.empty((mh, mw), np.float32)
-            my = np.empty((mh, mw), np.float32)
+            mx: np.ndarray = np.empty((mh, mw), np.float32)
+            my: np.ndarray = np.empty((mh, mw), np.float32)
             mx[:] = gxr
             my[:] = gyr
             tri_c = np.empty(d.shape, np.float64)
@@ -144,7 +144,7 @@ class PiecewiseAffineWarper:
             pts[..., 1] = np.round(((d[..., 1] - y0 + 0.5) / sy - 0.5) * one)
             fill = cv2.fillConvexPoly
             for k, t in enumerate(active.tolist()):
-                fill(idx, pts[k], float(t), cv2.LINE_8, SUBPIXEL_BITS)
+                fill(idx, pts[k], (float(t),), cv2.LINE_8, SUBPIXEL_BITS)
             zeros = np.zeros_like(idx)
             a = cv2.remap(self._table4, idx, zeros, cv2.INTER_NEAREST)
             b = cv2.remap(self._table2, idx, zeros, cv2.INTER_NEAREST)

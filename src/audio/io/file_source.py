@@ -111,7 +111,7 @@ class AudioFileReader:
         container = self._open()
         try:
             stream = container.streams.audio[0]
-            stream.thread_type = "AUTO"
+            stream.codec_context.thread_type = "AUTO"
             resampler = av.AudioResampler(format="fltp", rate=self.sample_rate_hz)  # keep channels: we average them
             for packet in self._packets(container, stream):
                 try:
@@ -146,7 +146,7 @@ class AudioFileReader:
         finally:
             container.close()
 
-    def _packets(self, container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.Packet]:
+    def _packets(self, container: av.container.InputContainer, stream: av.AudioStream) -> Iterator[av.Packet[av.AudioStream]]:
         demux = container.demux(stream)
         while True:
             try:

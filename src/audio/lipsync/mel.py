@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def frame_signal(x: np.ndarray, frame_length: int, hop_length: int, center: bool
     """(n_frames, frame_length) views; with `center` the signal is reflect-padded by frame_length // 2."""
     if center:
         pad = frame_length // 2
-        mode = "reflect" if len(x) > pad else "constant"
+        mode: Literal["reflect", "constant"] = "reflect" if len(x) > pad else "constant"
         x = np.pad(x, (pad, pad), mode=mode)
     if len(x) < frame_length:
         x = np.pad(x, (0, frame_length - len(x)))

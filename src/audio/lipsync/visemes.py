@@ -201,7 +201,7 @@ def _min_duration(segs: list[Seg], min_s: float) -> list[Seg]:
                 prev.end -= need
                 s.start -= need
             else:
-                nxt.start += need
+                d.start += need
                 s.end += need
             continue
         # absorb into the longer non-X neighbour
@@ -210,7 +210,7 @@ def _min_duration(segs: list[Seg], min_s: float) -> list[Seg]:
         if target is prev:
             prev.end = s.end
         else:
-            nxt.start = s.start
+            target.start = s.start
         segs.pop(i)
     return segs
 

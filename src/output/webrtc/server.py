@@ -57,7 +57,7 @@ class Peer:
 def _load_malloc_trim() -> Callable[[int], int] | None:
     try:
         libc = ctypes.CDLL("libc.so.6")
-        return libc.malloc_trim  # type: ignore[no-any-return]
+        return libc.malloc_trim
     except (OSError, AttributeError):  # not glibc
         return None
 
@@ -170,7 +170,7 @@ class WebRTCServer:
                 "use an address of this machine, e.g. --output webrtc:127.0.0.1:8080"
             ) from None
         self.start_encoder()
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        sockets = site._server.sockets if isinstance(site._server, asyncio.Server) else []
         if sockets:
             self.port = sockets[0].getsockname()[1]
         return self.port
@@ -319,8 +319,9 @@ class WebRTCServer:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN: nothing leaves this network
         if on_peer is not None:
             on_peer(pc)
-        shared = self.encoder is not None and "VP8/90000" in sdp
-        video: HubVideoTrack | SharedPacketTrack = SharedPacketTrack(self.encoder) if shared else HubVideoTrack(self.hub)
+        encoder = self.encoder if "VP8/90000" in sdp else None
+        shared = encoder is not None
+        video: HubVideoTrack | SharedPacketTrack = SharedPacketTrack(encoder) if encoder is not None else HubVideoTrack(self.hub)
         audio = self.audio.track() if self.audio is not None else None
         peer = Peer(next(self._ids), pc, video, audio, remote)
         try:
@@ -366,7 +367,7 @@ class WebRTCServer:
         if isinstance(peer.video, SharedPacketTrack) and hasattr(sender, "_send_keyframe"):
             # aiortc turns a viewer's PLI into a keyframe for its own encoder; with a shared
             # encoder the request has to reach that instead (aiortc 1.16 internals).
-            sender._send_keyframe = peer.video.request_keyframe  # type: ignore[method-assign]
+            sender._send_keyframe = peer.video.request_keyframe  # type: ignore[method-assign]  # deliberate patch of aiortc's private hook
         if peer.audio is not None and "audio" in kinds:
             pc.addTrack(peer.audio)
         preferred = "video/vp8" if self.cfg.video_codec == "vp8" else "video/h264"

@@ -49,7 +49,7 @@ class SharedVp8Encoder(NewestValue[EncodedFrame]):
         self.consumers = 0
         self.encoded = 0
         self.keyframes = 0
-        self._codec: av.CodecContext | None = None
+        self._codec: av.VideoCodecContext | None = None
         self._seq = -1
         self._want_key = True
         self._last_key = -1e9

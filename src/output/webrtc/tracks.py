@@ -191,7 +191,7 @@ class PcmAudioTrack(MediaStreamTrack):
         pcm = (np.clip(src, -1.0, 1.0) * 32767.0).astype(np.int16)
         frame16 = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame16.sample_rate = SOURCE_RATE_HZ
-        out = [self._pending]
+        out: list[np.ndarray] = [self._pending]
         for f in self._resampler.resample(frame16):
             out.append(f.to_ndarray().reshape(-1))
         pending = np.concatenate(out)

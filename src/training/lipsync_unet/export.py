@@ -23,6 +23,7 @@ def random_model(size: int, seed: int = 0, audio_feature_dim: int = 0) -> LipSyn
     model = build_model(UNetConfig.for_size(size, audio_feature_dim))
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
+            assert m.running_mean is not None and m.running_var is not None  # BatchNorm2d tracks running stats by default
             m.running_mean.uniform_(-0.1, 0.1)
             m.running_var.uniform_(0.5, 1.5)
     return model.eval()
@@ -35,7 +36,7 @@ def to_onnx_bytes(model: LipSyncUNet) -> bytes:
         torch.onnx.export(
             model,
             example_inputs(model.cfg, 1),
-            buf,
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) writes to a file object too; torch annotates paths only
             input_names=["image", "audio"],
             output_names=["out"],
             dynamic_axes={"image": {0: "B"}, "audio": {0: "B"}, "out": {0: "B"}},

@@ -45,7 +45,7 @@ class UNetConfig:
 
 
 class ConvBNAct(nn.Sequential):
-    def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True) -> None:
+    def __init__(self, cin: int, cout: int, k: int = 3, stride: int | tuple[int, int] = 1, groups: int = 1, act: bool = True) -> None:
         layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
         if act:
             layers.append(nn.ReLU(inplace=True))
@@ -87,7 +87,7 @@ class LipSyncUNet(nn.Module):
         self.down = nn.ModuleList([SepConv(ch[i], ch[i + 1], stride=2) for i in range(4)])
         self.refine = nn.ModuleList([SepConv(ch[i + 1], ch[i + 1]) for i in range(4)])
         if cfg.audio_feature_dim > 0:
-            self.audio = nn.Sequential(nn.Linear(cfg.audio_feature_dim, cfg.audio_dim), nn.ReLU(inplace=True))
+            self.audio: nn.Module = nn.Sequential(nn.Linear(cfg.audio_feature_dim, cfg.audio_dim), nn.ReLU(inplace=True))
         else:
             self.audio = AudioEncoder(cfg.audio_dim)
         self.fuse = ConvBNAct(ch[4] + cfg.audio_dim, ch[4], 1)

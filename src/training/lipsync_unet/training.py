@@ -35,7 +35,7 @@ from src.animation.lipsync_unet.template import AvatarTemplate, prepare_template
 from src.core.config import AppConfig
 from src.core.errors import ModelError
 from src.training.lipsync_unet.checkpoint import load_checkpoint, save_checkpoint
-from src.training.lipsync_unet.model import UNetConfig, build_model
+from src.training.lipsync_unet.model import LipSyncUNet, UNetConfig, build_model
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def loss_fn(pred: torch.Tensor, target: torch.Tensor, mouth: torch.Tensor) -> to
 class AudioTap:
     """Keeps the audio vector of the last forward pass (a forward hook: no second encoder pass)."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: LipSyncUNet) -> None:
         self.value: torch.Tensor | None = None
         self._handle = model.audio.register_forward_hook(self._keep)
 
