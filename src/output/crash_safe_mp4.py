@@ -76,6 +76,8 @@ def finalize(path: str | Path) -> bool:
     with a warning: the recording is never lost to the conversion."""
     path = Path(path)
     tmp = _temp_path(path)
+    if not path.is_file() or path.stat().st_size == 0:  # nothing was written (no frame reached the file)
+        return False
     try:
         with av.open(str(path)) as src:
             streams = [s for s in src.streams if s.type in ("video", "audio")]
