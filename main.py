@@ -16,6 +16,7 @@ import sys
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # OpenCV's probing warnings are not for users
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS workers to spin even before src/core/runtime/threads.py runs
 
 from src.app.cli import main
 

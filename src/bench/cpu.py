@@ -98,6 +98,7 @@ def sample_cpu(pid: int, seconds: float) -> dict[str, Any]:
         "user_cores": round((u1 - u0) / wall, 4),
         "system_cores": round((s1 - s0) / wall, 4),
         "wall_s": round(wall, 2),
+        "machine_load_1min": round(os.getloadavg()[0], 2),  # other processes share the cores: read the figure with it
         "busiest_threads": {k: round(c, 4) for c, k in reversed(threads[-12:]) if c > 0.001},
     }
 

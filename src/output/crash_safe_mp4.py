@@ -2,8 +2,9 @@
 
 A plain MP4 keeps its index (`moov`) at the end, written when the file is closed: a process
 killed before that leaves a file no player opens. FileOutput therefore writes fragmented MP4
-(an empty `moov` first, then self-contained `moof`+`mdat` fragments of at most
-`FRAGMENT_S`), which plays up to the last fragment written, audio included. The muxer flushes
+(a sample-less `moov` written with the first fragment, once the AAC encoder's priming delay is
+known, then self-contained `moof`+`mdat` fragments of at most `FRAGMENT_S`), which plays up to
+the last fragment written, audio included and in sync. The muxer flushes
 its buffer after every packet, so a fragment is in the file (the OS's page cache) as soon as it
 is complete: a SIGKILL loses at most the fragment being filled plus the encoder's delay.
 Live, the encoder runs without look-ahead or B-frames (x264 `zerolatency`), so that delay is
@@ -76,6 +77,8 @@ def finalize(path: str | Path) -> bool:
     with a warning: the recording is never lost to the conversion."""
     path = Path(path)
     tmp = _temp_path(path)
+    if not path.is_file() or path.stat().st_size == 0:  # nothing was written (no frame reached the file)
+        return False
     try:
         with av.open(str(path)) as src:
             streams = [s for s in src.streams if s.type in ("video", "audio")]

@@ -232,9 +232,11 @@ def prepare_layers(avatar: PreparedAvatar, cache_dir: str, *, use_cache: bool = 
     if arrays is not None:
         layers = PortraitLayers.from_arrays(arrays)
     else:
-        layers = build_layers(avatar.image, avatar.landmarks, source=f"source image {avatar.source_path}")
+        arrays = build_layers(avatar.image, avatar.landmarks, source=f"source image {avatar.source_path}").to_arrays()
         if use_cache:
-            cache.save(cpath, layers.to_arrays())
+            cache.save(cpath, arrays)
+        # The first run uses what later runs load (8-bit alphas): the same portrait always animates the same.
+        layers = PortraitLayers.from_arrays(arrays)
     if layers.note:
         log.warning("%s", layers.note)
     return layers

@@ -78,8 +78,8 @@ class LiveMouth:
 
     def step(self, f: FrameFeatures) -> MouthShape:
         active = self.vad.update(f.level_db, f.voicing)
-        w = self.templates.weights(f.mfcc)
         if active:
+            w = self.templates.weights(f.mfcc)  # only a voiced hop needs its vowel
             self._weights += self._vowel_alpha * (w - self._weights)
             # a fresh onset takes the current vowel at once: no smear from the last word
             if self.vad.onsets and self._open.value[0] < 0.02:
