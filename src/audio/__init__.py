@@ -4,6 +4,8 @@ Live:    AudioDriver("mic" | "mic:DEVICE" | path, config) -> start(), mouth_at(t
 Render:  file_mouth_track(path, fps, config) -> MouthTrack;  src.output.audio_mux.AudioFileMux(path) for FileOutput.audio
 Audio:   iter_audio_blocks(path), decode_audio(path) (16 kHz mono float32)
 Voice:   calibrate_voice(config, ...); CLI pieces in src.app.calibrate_voice
+Text:    src.audio.tts.synthesize(text, voice) -> Utterance (PCM, phoneme and word timings);
+         src.audio.tts.mouth.utterance_mouth_track(utt, fps, config); audio.language: src.audio.lipsync.language
 """
 
 from src.audio.driver import AudioDriver, parse_audio_spec

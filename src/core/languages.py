@@ -6,19 +6,21 @@ import functools
 import os
 
 SPECIAL = ("auto", "en")
+FALLBACK_LANGUAGES = ("af", "ar", "bg", "ca", "cmn", "cs", "cy", "da", "de", "el", "en", "eo", "es", "et", "eu", "fa", "fi", "fr",
+                      "ga", "he", "hi", "hr", "hu", "id", "is", "it", "ja", "ko", "la", "lt", "lv", "nl", "no", "pl", "pt", "ro",
+                      "ru", "sk", "sl", "sr", "sv", "sw", "ta", "th", "tr", "uk", "ur", "vi", "yue")
 
 
 @functools.lru_cache(maxsize=1)
 def known_languages() -> tuple[str, ...]:
     """Primary language codes espeak-ng has a dictionary for (from the espeakng-loader wheel's data)."""
-    codes: set[str] = set()
     try:
         import espeakng_loader
 
         data = str(espeakng_loader.get_data_path())
         codes = {f[: -len("_dict")] for f in os.listdir(data) if f.endswith("_dict")}
-    except (ImportError, OSError):
-        pass
+    except (ImportError, OSError):  # the wheel missing: the languages it would bring
+        codes = set(FALLBACK_LANGUAGES)
     return tuple(sorted(codes | {"en"}))
 
 

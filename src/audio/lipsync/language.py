@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 # pocketsphinx's fit of its English phones to the sound (PhoneRecognizer.acoustic_fit: mean ln acoustic score per
 # frame of the recognised phones relative to each frame's best senone, x1000; 0 = perfect). Measured on clean
-# espeak-ng speech through the render path (scripts/bench_languages.py sentences): English voices en-us -1.32,
+# espeak-ng speech through the render path (src/bench/languages.py sentences): English voices en-us -1.32,
 # en-gb -1.24, en-us+f3 -1.26, en-us+m3 -1.52, en-gb-scotland -1.56, the shared real English speech -1.55;
 # de -1.71, fr -2.17, es -1.73, it -1.74, nl -1.79, pt -1.57, pl -1.62, ru -1.78, sv -1.65. Under -40 dBFS white
 # noise every language scores higher (en -0.95, others -0.99 to -1.32): the measure separates clean speech only,
