@@ -180,13 +180,18 @@ class Speaker:
 
 
 class SessionMouth:
-    """The pipeline's mouth source: the TTS phoneme mouth while an utterance plays, else the analysed audio."""
+    """The pipeline's mouth source: the TTS phoneme mouth while an utterance plays, else the analysed audio.
 
-    def __init__(self, speaker: Speaker, audio: object) -> None:
+    `lag_s()`: how much later the viewers hear the voice than they see a frame made now (the audio path is
+    slower than the video's); the mouth drawn at `t` is the one of `t - lag`, so both arrive together."""
+
+    def __init__(self, speaker: Speaker, audio: object, lag_s: Callable[[], float] | None = None) -> None:
         self.speaker = speaker
         self.audio = audio
+        self.lag_s = lag_s or (lambda: 0.0)
 
     def mouth_at(self, t: float) -> MouthShape:
+        t = t - max(0.0, self.lag_s())
         shape = self.speaker.mouth_at(t)
         if shape is not None:
             return shape
