@@ -281,7 +281,7 @@ def mp4_mouth_opening(path: Path) -> tuple[np.ndarray, float]:
     return opening, fps
 
 
-def measure_lipsync(config: AppConfig, source: str) -> dict[str, Any]:
+def measure_lipsync(config: AppConfig, source: str, languages: list[str] | None = None) -> dict[str, Any]:
     """Render speech with pauses (clean, and under -40 dBFS noise), silence and -40 dBFS noise alone to mp4
     through the render path, re-detect the mouth in the mp4 as written, and compare with the speech."""
     import tempfile
@@ -327,6 +327,14 @@ def measure_lipsync(config: AppConfig, source: str) -> dict[str, Any]:
             dev = float(np.nanmax(np.abs(opening - float(np.mean(rests)))))
             out[name] = {"max_opening_frac_of_speech_range": round(dev / speech_range, 3)}
     out["speech_range_iod"] = round(speech_range, 3)
+    # Other languages (scripts/bench_languages.py): on a portrait whose mouth rests closed, made from the shared clip
+    if SHARED_CLIP.is_file():
+        from scripts.bench_languages import measure_language_figures
+
+        out["languages"] = measure_language_figures(config, SHARED_CLIP, render_talking, mp4_mouth_opening, languages,
+                                                    BENCH_DIR / "languages")
+    else:
+        out["languages"] = {"skipped": f"{SHARED_CLIP} absent: the closed-mouth portrait is made from it"}
     return out
 
 
@@ -548,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
                     "and plot; only that is measured")
     ap.add_argument("--lipsync", action="store_true", help="render timing figures: speech (clean and under -40 dBFS noise), "
                     "silence and noise rendered to mp4, the mouth re-detected in the mp4 as written; only that is measured")
+    ap.add_argument("--languages", help="with --lipsync: espeak-ng voices to measure, comma-separated (default: "
+                    "en-us,de,fr,es,it,pt,nl)")
     ap.add_argument("--vowels", action="store_true", help="vowel classification figures (default templates on held-out "
                     "espeak-ng voices; after calibration); only that is measured")
     ap.add_argument("--unet", action="store_true", help="U-Net figures: ms and fps per batch for both sizes (random weights), "
@@ -582,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True
     elif args.lipsync:
-        report["lipsync"] = measure_lipsync(config, args.source)
+        report["lipsync"] = measure_lipsync(config, args.source, args.languages.split(",") if args.languages else None)
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True
     elif args.vowels:

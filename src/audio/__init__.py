@@ -4,6 +4,8 @@ Live:    AudioDriver("mic" | "mic:DEVICE" | path, config) -> start(), mouth_at(t
 Render:  file_mouth_track(path, fps, config) -> MouthTrack;  AudioFileMux(path) for FileOutput.audio
 Audio:   iter_audio_blocks(path), decode_audio(path) (16 kHz mono float32)
 Voice:   calibrate_voice(config, ...); CLI pieces in src.audio.cli
+Text:    src.audio.tts.synthesize(text, voice) -> Utterance (PCM, phoneme and word timings);
+         src.audio.tts.mouth.utterance_mouth_track(utt, fps, config); audio.language: src.audio.language
 """
 
 from src.audio.blocks import AudioBlock, AudioInputError

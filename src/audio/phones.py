@@ -7,6 +7,7 @@ long pauses and at `MAX_UTTERANCE_S`), so memory stays bounded for any length.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +48,10 @@ class PhoneRecognizer:
         self._utt_start_s: float | None = None
         self._fed = 0
         self.utterances = 0
+        # pocketsphinx's own fit of the phones to the sound: ln of each phone's acoustic score (relative to the
+        # best-scoring senone of every frame, so 0 is a perfect fit) summed over the frames of recognised phones
+        self.acoustic_ln_sum = 0.0
+        self.phone_frames = 0
 
     @property
     def in_utterance(self) -> bool:
@@ -85,3 +90,11 @@ class PhoneRecognizer:
         self.utterances += 1
         for seg in segs:
             self.segments.append(PhoneSegment(seg.word, t0 + seg.start_frame * FRAME_S, t0 + (seg.end_frame + 1) * FRAME_S))
+            if seg.word not in FILLERS and not seg.word.startswith("+"):
+                self.acoustic_ln_sum += math.log(max(float(seg.ascore), 1e-300))
+                self.phone_frames += seg.end_frame - seg.start_frame + 1
+
+    @property
+    def acoustic_fit(self) -> float | None:
+        """Mean ln acoustic score per frame of the recognised phones, x1000 (0 = every frame's best senone)."""
+        return 1000.0 * self.acoustic_ln_sum / self.phone_frames if self.phone_frames else None

@@ -24,6 +24,7 @@ import numpy as np
 
 from src.audio.analysis import FrameAnalyzer, VoiceActivityDetector, speech_regions
 from src.audio.file_source import AudioFileReader
+from src.audio.language import choose_method, live_method_delay_s, phones_allowed
 from src.audio.phones import PhoneRecognizer, PhoneSegment
 from src.audio.visemes import Seg, build_timeline, class_shape_segments, phone_shape_segments, sample_timeline, vector_to_shape
 from src.audio.vowels import VowelTemplates, load_templates
@@ -104,7 +105,9 @@ def _smooth_classes(classes: list[str], k: int) -> list[str]:
         if not c:
             continue
         window = [x for x in classes[max(0, i - half) : i + half + 1] if x]
-        out[i] = max(set(window), key=window.count)
+        # ties go to this hop's own class, then to the earliest in the window: max over a set followed string
+        # hashing, which changes from process to process (the same file gave different mouths in two runs)
+        out[i] = max(window, key=lambda x: (window.count(x), x == c))
     return out
 
 
@@ -163,6 +166,7 @@ def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates,
         "voicing": np.asarray(voicing, np.float32),
         "classes": np.asarray(classes, np.int16),
         "phones": recognizer.segments if recognizer is not None else None,
+        "acoustic_fit": recognizer.acoustic_fit if recognizer is not None else None,
         "error": error,
         "decode_errors": reader.decode_errors,
     }
@@ -182,26 +186,30 @@ def file_mouth_track(path: str | Path, fps: float, config: AppConfig, method: st
     templates = templates or load_templates(acfg)
     hop_s = acfg.block_ms / 1000.0
     t0 = time.perf_counter()
-    a = analyse_file(path, config, templates, recognise=method != "live")
+    a = analyse_file(path, config, templates, recognise=method != "live" and phones_allowed(acfg.language))
     regions = speech_regions(a["levels"], a["voicing"], acfg.vad, hop_s)
     duration = float(a["duration_s"])
-    used = "live"
-    reason = "configured" if method == "live" else a["error"]
+    plausible = _plausible(a["phones"], regions) if a["phones"] is not None else None
+    used, reason = choose_method(acfg.language, method, plausible, a["acoustic_fit"], a["error"])
     shapes: list[Seg] = []
-    if a["phones"] is not None:
-        ok, why = _plausible(a["phones"], regions)
-        if ok:
-            used, shapes = "phones", phone_shape_segments(a["phones"])
-        reason = why
-    if used == "live":
-        if method != "live":
-            log.warning("%s: phone-based lip sync not usable (%s); using the live vowel method", path, reason)
+    lookahead_s = 0.0
+    if used == "phones":
+        shapes = phone_shape_segments(a["phones"])
+    else:
         labels = [templates.classes[c] for c in a["classes"]]
         in_voice = np.zeros(len(labels), bool)
         for s, e in regions:
             in_voice[int(round(s / hop_s)) : int(round(e / hop_s))] = True
         labels = _smooth_classes([c if v else "" for c, v in zip(labels, in_voice, strict=True)], CLASS_SMOOTH_HOPS)
-        shapes = class_shape_segments(labels, hop_s)
+        # Offline the future audio is known: undo the live method's delay (live_method_delay_s) by starting its
+        # shapes that much earlier; the voice regions' edges are exact already and stay where they are.
+        lookahead_s = live_method_delay_s(acfg)
+        shapes = class_shape_segments(labels, hop_s, t0=-lookahead_s)
+    # said once per file: which method, and why
+    if used == "live" and method != "live" and phones_allowed(acfg.language):
+        log.warning("%s: phone-based lip sync not usable (%s); using the live vowel method", path, reason)
+    else:
+        log.info("%s: mouth shapes by %s (%s)", path, "English phones" if used == "phones" else "the live vowel method", reason)
     timeline = build_timeline(shapes, regions, acfg.visemes, duration)
     n_frames = max(1, math.ceil(duration * fps - 1e-6))
     # Frame k is shown from k/fps to (k+1)/fps: sample the middle, so each change lands on the frame
@@ -210,6 +218,9 @@ def file_mouth_track(path: str | Path, fps: float, config: AppConfig, method: st
     values = sample_timeline(timeline, times, acfg.mouth.max_open, acfg.visemes.transition_ms)
     info = {
         "reason": reason,
+        "language": acfg.language,
+        "acoustic_fit": None if a["acoustic_fit"] is None else round(float(a["acoustic_fit"]), 3),
+        "lookahead_ms": round(1000.0 * lookahead_s, 1),
         "phones": 0 if a["phones"] is None else sum(1 for p in a["phones"] if not p.is_silence),
         "regions": len(regions),
         "analysis_s": round(time.perf_counter() - t0, 3),

@@ -135,13 +135,14 @@ class _Library:
             has_dict = os.path.exists(os.path.join(self.data_path, f"{lang.split('-')[0].lower()}_dict"))
             if lang and not ident.startswith("mb/") and has_dict:
                 out.append(lang)
-                self.accepted |= {lang.lower(), ident.lower(), (v.name or b"").decode("utf-8", "ignore").lower()}
+                self.accepted |= {lang.lower(), lang.split("-")[0].lower(), ident.lower(),
+                                  (v.name or b"").decode("utf-8", "ignore").lower()}
             i += 1
         return sorted(set(out))
 
     def _set_language(self, language: str) -> bool:
         """Select a voice by language code (names like 'en-gb' or 'fr-fr' are languages, not voice names)."""
-        if language not in self.voice_names:
+        if language.lower() not in self.accepted:
             return False
         spec = _Voice()
         raw = ctypes.create_string_buffer(language.encode())
@@ -192,7 +193,8 @@ def _events_to_timings(text: str, events: list[tuple[int, int, int, int, str]], 
     for typ, sample, *_ in events:
         if typ in (EV_END, EV_MSG_TERMINATED) and sample > 0:
             end_sample = min(n_samples, max(sample, 0)) or n_samples
-    ph_raw = [(max(0, s), sym) for typ, s, _, _, sym in events if typ == EV_PHONEME]
+    # '(en)' marks a switch of language (a Latin word in a Japanese text), not a phoneme
+    ph_raw = [(max(0, s), sym) for typ, s, _, _, sym in events if typ == EV_PHONEME and not sym.startswith("(")]
     phonemes: list[PhonemeEvent] = []
     for k, (s, sym) in enumerate(ph_raw):
         e = ph_raw[k + 1][0] if k + 1 < len(ph_raw) else max(end_sample, s)

@@ -80,6 +80,10 @@ def phoneme_timeline(phonemes: tuple[PhonemeEvent, ...] | list[PhonemeEvent], du
             nxt = phoneme_shapes(sounding[i + 1])[0]
             segs = [Seg(p.start_s, p.end_s, nxt.shape if nxt.vowel else "B", False)]
         shapes += segs
+    # Each shape blends in over `transition_ms` from its start: start them half of that early, so a shape is
+    # half-way in when its phoneme starts (the phoneme times are exact); region edges stay where the sound is.
+    lead = config.audio.visemes.transition_ms / 2000.0
+    shapes = [Seg(s.start - lead, s.end - lead, s.shape, s.vowel) for s in shapes]
     regions: list[tuple[float, float]] = []
     for p in sounding:
         if regions and p.start_s - regions[-1][1] < 1e-3:
