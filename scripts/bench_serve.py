@@ -85,9 +85,10 @@ def _mouth_open_times(images: list[tuple[float, np.ndarray]]) -> list[tuple[floa
 
 
 def say_to_first_audio(srv: BackgroundServer, trials: int) -> dict[str, Any]:
-    audio_ms, mouth_ms = [], []
+    audio_ms, mouth_ms, synth_ms = [], [], []
     for _ in range(trials):
         status, _, s = create(srv.base, driver="text")
+        session = srv.engine.get(s["id"])
         said: dict[str, float] = {}
 
         def say(s: dict[str, Any] = s, said: dict[str, float] = said) -> None:
@@ -96,6 +97,9 @@ def say_to_first_audio(srv: BackgroundServer, trials: int) -> dict[str, Any]:
             http("POST", f"{srv.base}/api/sessions/{s['id']}/say", {"text": "Hello there, nice to meet you."}, token=s["token"])
 
         got = asyncio.run(view(srv.base, s["id"], s["viewer_token"], 3.0, keep_images=200, on_connected=say))
+        first = getattr(getattr(session, "speaker", None), "first_sample_at", None)  # local engine: the server's side
+        if first is not None and "t" in said:
+            synth_ms.append((first - said["t"]) * 1000)
         http("DELETE", f"{srv.base}/api/sessions/{s['id']}", token=s["token"])
         t_say = said.get("t")
         if t_say is None:
@@ -111,7 +115,10 @@ def say_to_first_audio(srv: BackgroundServer, trials: int) -> dict[str, Any]:
     return {"audio_ms": [round(v, 1) for v in audio_ms], "audio_p50_ms": percentiles(audio_ms)["p50"] if audio_ms else None,
             "mouth_open_ms": [round(v, 1) for v in mouth_ms],
             "mouth_open_p50_ms": percentiles(mouth_ms)["p50"] if mouth_ms else None,
-            "viewer": "aiortc client on this machine", "aim_ms": 400}
+            "server_first_sample_ms": [round(v, 1) for v in synth_ms],
+            "viewer": "aiortc client on this machine", "aim_ms": 400,
+            "parts": "server_first_sample_ms: say -> synthesised and its first sample in the session's audio; the "
+                     "viewer hears it serve.audio_delay_ms (80) later plus network and the client's jitter buffer"}
 
 
 def _fake_media(workdir: Path) -> tuple[Path, Path]:
