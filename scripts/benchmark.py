@@ -515,7 +515,7 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
 
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
-    if args.serve:
+    if getattr(args, "serve", False):
         name = "serve"
     elif args.lipsync:
         name = "lipsync"
