@@ -516,7 +516,7 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
     if getattr(args, "serve", False):
-        name = "serve"
+        name = "serve_soak" if getattr(args, "soak_minutes", None) else "serve"
     elif args.lipsync:
         name = "lipsync"
     elif args.vowels:
@@ -566,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
                     "frame in Chromium, say to first audio, concurrent browser sessions (up to --sessions), create/delete "
                     "cycles; only that is measured")
     ap.add_argument("--sessions", type=int, default=4, help="most concurrent browser sessions tried by --serve")
+    ap.add_argument("--soak-minutes", type=float, help="with --serve: only the soak: --sessions text sessions speaking for "
+                    "this long, RSS and audio-vs-mouth lag at a viewer after a minute and at the end")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -588,7 +590,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve:
         from scripts.bench_serve import measure_serve
 
-        report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
+        if args.soak_minutes:
+            from scripts.bench_serve import soak
+
+            report["serve_soak"] = soak(config, args.sessions, args.soak_minutes)
+        else:
+            report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
         args.skip = ["unpaced", "paced", "warp", "landmarks"]
         args.audio_only = True
     elif args.lipsync:
