@@ -242,6 +242,7 @@ def soak(config: AppConfig, sessions: int, minutes: float) -> dict[str, Any]:
     cfg = config.model_copy(deep=True)
     cfg.serve.session_cpu_cores = 0.01
     cfg.serve.max_sessions = max(sessions, cfg.serve.max_sessions)
+    cfg.serve.idle_timeout_s = minutes * 60 + 600  # the measured session is quiet between its two measurements
     proc = psutil.Process()
     out: dict[str, Any] = {"sessions": sessions, "minutes": minutes}
     with BackgroundServer(cfg) as srv:
