@@ -185,3 +185,21 @@ def test_end_message_plays_a_short_tail_below_the_jitter_target(server: ServeSer
     _stream(server.base, s["id"], s["token"], tone, 16000, chunk_s=0.03, then="end")
     assert wait_for(lambda: tap.loud_after(t0), 3)
     http("DELETE", f"{server.base}/api/sessions/{s['id']}", token=s["token"])
+
+
+def test_ending_a_session_closes_its_audio_socket(server: ServeServer) -> None:
+    import aiohttp
+
+    s = _session(server, "audio")
+
+    async def go() -> tuple[int | None, str]:
+        async with aiohttp.ClientSession() as client:
+            async with client.ws_connect(f"{server.base}/api/sessions/{s['id']}/audio?rate=16000&token={s['token']}") as ws:
+                await ws.send_bytes(bytes(640))
+                await asyncio.get_running_loop().run_in_executor(
+                    None, lambda: http("DELETE", f"{server.base}/api/sessions/{s['id']}", token=s["token"]))
+                msg = await ws.receive(timeout=10)
+                return msg.data if msg.type == aiohttp.WSMsgType.CLOSE else None, str(msg.extra or "")
+
+    code, reason = asyncio.run(go())
+    assert code == 1001 and "session ended (deleted)" in reason

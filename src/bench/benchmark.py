@@ -529,7 +529,7 @@ def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
     kind = solo_kind(args)
     if kind is not None:
-        name = dict(SOLO)[kind]
+        name = "serve_soak" if kind == "serve" and getattr(args, "soak_minutes", None) else dict(SOLO)[kind]
     elif args.output:
         name = f"webrtc_{args.viewers}" if args.output == "webrtc" else args.output
     elif args.audio and args.audio_only:
@@ -577,6 +577,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "frame in Chromium, say to first audio, concurrent browser sessions (up to --sessions), create/delete "
                     "cycles; only that is measured")
     ap.add_argument("--sessions", type=int, default=4, help="most concurrent browser sessions tried by --serve")
+    ap.add_argument("--soak-minutes", type=float, help="with --serve: only the soak: --sessions text sessions speaking for "
+                    "this long, RSS and audio-vs-mouth lag at a viewer after a minute and at the end")
     ap.add_argument("--look", action="store_true", help="how the face looks (src/bench/look_sheet.py): a contact sheet PNG "
                     "and re-detected figures (faces, background vs plate, person area, mouth interior)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
@@ -596,7 +598,12 @@ def measure_alone_or_audio(args: argparse.Namespace, config: AppConfig, driver: 
     elif args.serve:
         from src.bench.serve import measure_serve
 
-        report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
+        if args.soak_minutes:
+            from src.bench.serve import soak
+
+            report["serve_soak"] = soak(config, args.sessions, args.soak_minutes)
+        else:
+            report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))
     elif args.cpu:
         from src.bench.cpu import measure_cpu
 

@@ -85,9 +85,10 @@ def _mouth_open_times(images: list[tuple[float, np.ndarray]]) -> list[tuple[floa
 
 
 def say_to_first_audio(srv: BackgroundServer, trials: int) -> dict[str, Any]:
-    audio_ms, mouth_ms = [], []
+    audio_ms, mouth_ms, synth_ms = [], [], []
     for _ in range(trials):
         status, _, s = create(srv.base, driver="text")
+        session = srv.engine.get(s["id"])
         said: dict[str, float] = {}
 
         def say(s: dict[str, Any] = s, said: dict[str, float] = said) -> None:
@@ -96,6 +97,9 @@ def say_to_first_audio(srv: BackgroundServer, trials: int) -> dict[str, Any]:
             http("POST", f"{srv.base}/api/sessions/{s['id']}/say", {"text": "Hello there, nice to meet you."}, token=s["token"])
 
         got = asyncio.run(view(srv.base, s["id"], s["viewer_token"], 3.0, keep_images=200, on_connected=say))
+        first = getattr(getattr(session, "speaker", None), "first_sample_at", None)  # local engine: the server's side
+        if first is not None and "t" in said:
+            synth_ms.append((first - said["t"]) * 1000)
         http("DELETE", f"{srv.base}/api/sessions/{s['id']}", token=s["token"])
         t_say = said.get("t")
         if t_say is None:
@@ -111,7 +115,10 @@ def say_to_first_audio(srv: BackgroundServer, trials: int) -> dict[str, Any]:
     return {"audio_ms": [round(v, 1) for v in audio_ms], "audio_p50_ms": percentiles(audio_ms)["p50"] if audio_ms else None,
             "mouth_open_ms": [round(v, 1) for v in mouth_ms],
             "mouth_open_p50_ms": percentiles(mouth_ms)["p50"] if mouth_ms else None,
-            "viewer": "aiortc client on this machine", "aim_ms": 400}
+            "server_first_sample_ms": [round(v, 1) for v in synth_ms],
+            "viewer": "aiortc client on this machine", "aim_ms": 400,
+            "parts": "server_first_sample_ms: say -> synthesised and its first sample in the session's audio; the "
+                     "viewer hears it serve.audio_delay_ms (80) later plus network and the client's jitter buffer"}
 
 
 def _fake_media(workdir: Path) -> tuple[Path, Path]:
@@ -203,6 +210,70 @@ def create_delete_cycles(srv: BackgroundServer, cycles: int) -> dict[str, Any]:
     threads1, rss1 = settle()
     return {"cycles": cycles, "threads_before": threads0, "threads_after": threads1, "rss_mb_before": round(rss0, 1),
             "rss_mb_after": round(rss1, 1), "rss_growth_pct": round((rss1 - rss0) / rss0 * 100, 2)}
+
+
+def _av_lag_ms(srv: BackgroundServer, s: dict[str, Any]) -> dict[str, float | None]:
+    """One `say` watched by an aiortc viewer: first loud audio and first open mouth, and their difference."""
+    said: dict[str, float] = {}
+
+    def say() -> None:
+        time.sleep(1.0)
+        said["t"] = time.monotonic()
+        http("POST", f"{srv.base}/api/sessions/{s['id']}/say", {"text": "Hello there, nice to meet you."}, token=s["token"])
+
+    got = asyncio.run(view(srv.base, s["id"], s["viewer_token"], 3.0, keep_images=200, on_connected=say))
+    t_say = said.get("t")
+    if t_say is None:
+        return {"audio_ms": None, "mouth_ms": None, "lag_ms": None}
+    t_audio = first_loud(got.audio, t_say)
+    opening = _mouth_open_times(got.images)
+    rest = max((o for t, o in opening if t < t_say), default=0.0)
+    t_mouth = next((t for t, o in opening if t >= t_say and o > rest + 0.03), None)
+    audio = (t_audio - t_say) * 1000 if t_audio is not None else None
+    mouth = (t_mouth - t_say) * 1000 if t_mouth is not None else None
+    return {"audio_ms": audio, "mouth_ms": mouth, "lag_ms": audio - mouth if audio is not None and mouth is not None else None}
+
+
+def soak(config: AppConfig, sessions: int, minutes: float) -> dict[str, Any]:
+    """`sessions` text sessions speaking every few seconds for `minutes`: RSS and the audio-minus-mouth lag at a
+    viewer after the first minute and at the end."""
+    import psutil
+
+    cfg = config.model_copy(deep=True)
+    cfg.serve.session_cpu_cores = 0.01
+    cfg.serve.max_sessions = max(sessions, cfg.serve.max_sessions)
+    cfg.serve.idle_timeout_s = minutes * 60 + 600  # the measured session is quiet between its two measurements
+    proc = psutil.Process()
+    out: dict[str, Any] = {"sessions": sessions, "minutes": minutes}
+    with BackgroundServer(cfg) as srv:
+        made = [create(srv.base, driver="text")[2] for _ in range(sessions)]
+        stop = threading.Event()
+
+        def talk() -> None:
+            i = 0
+            while not stop.wait(4.0):
+                for s in made[1:]:  # the first one is measured by the viewer
+                    http("POST", f"{srv.base}/api/sessions/{s['id']}/say", {"text": f"Sentence number {i}, spoken."},
+                         token=s["token"])
+                i += 1
+
+        talker = threading.Thread(target=talk, daemon=True)
+        talker.start()
+        t_end = time.monotonic() + minutes * 60
+        time.sleep(min(60.0, minutes * 60 / 2))
+        out["lag_1min"] = _av_lag_ms(srv, made[0])  # first: it loads the viewer's and the face tracker's code
+        out["rss_mb_1min"] = round(proc.memory_info().rss / 2**20, 1)
+        time.sleep(max(0.0, t_end - time.monotonic()))
+        out["rss_mb_end"] = round(proc.memory_info().rss / 2**20, 1)
+        out["lag_end"] = _av_lag_ms(srv, made[0])
+        stop.set()
+        talker.join(10)
+        out["sessions_state"] = [s.info()["state"] for s in srv.engine.list()]
+        out["fps_end"] = [s.info()["fps"] for s in srv.engine.list()]
+    out["rss_change_pct"] = round((out["rss_mb_end"] - out["rss_mb_1min"]) / out["rss_mb_1min"] * 100, 2)
+    a, b = out["lag_1min"]["lag_ms"], out["lag_end"]["lag_ms"]
+    out["lag_drift_ms"] = round(b - a, 1) if a is not None and b is not None else None
+    return out
 
 
 def measure_serve(config: AppConfig, max_sessions: int, duration_s: float, trials: int = 5) -> dict[str, Any]:

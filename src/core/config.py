@@ -282,6 +282,7 @@ class ServeConfig(Section):
     max_upload_pixels: int = Field(40_000_000, ge=1024)
     jitter_target_ms: float = Field(60.0, ge=0, le=2000)
     jitter_max_ms: float = Field(1000.0, ge=20, le=10000)
+    audio_delay_ms: float = Field(80.0, ge=0, le=150)
     batch_wait_ms: float | None = Field(None, ge=0)
 
 

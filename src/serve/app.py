@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ValidationError
 
 from src.core.config import AppConfig, resolve_path
@@ -25,7 +25,7 @@ from src.output.webrtc.auth import is_loopback
 from src.serve import metrics as prom
 from src.serve import models as m
 from src.serve.admission import Admission
-from src.serve.audio_ws import audio_socket
+from src.serve.audio_ws import MAX_MESSAGE_BYTES, audio_socket
 from src.serve.engine import Engine, SessionHandle
 from src.serve.openapi import ApiRoute, openapi_document
 from src.serve.session import DRIVERS, SessionError, SessionSpec
@@ -58,6 +58,7 @@ class ServerState:
     created: int = 0
     ended: dict[str, int] = field(default_factory=dict)
     reaper: asyncio.Task[None] | None = None
+    sockets: dict[str, set[web.WebSocketResponse]] = field(default_factory=dict)  # open audio sockets per session
 
 
 STATE = web.AppKey("state", ServerState)
@@ -316,8 +317,15 @@ async def controls(request: web.Request) -> web.Response:
 
 
 async def audio(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
     session, _ = _session(request)
-    return await audio_socket(request, session)
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+    sockets = state.sockets.setdefault(session.id, set())
+    sockets.add(ws)
+    try:
+        return await audio_socket(request, session, ws)
+    finally:
+        sockets.discard(ws)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -346,6 +354,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _end(state: ServerState, sid: str, reason: str) -> None:
     state.tokens.pop(sid, None)
+    for ws in list(state.sockets.pop(sid, set())):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=f"session ended ({reason})"[:120].encode())
     if await asyncio.to_thread(state.engine.delete, sid, reason):
         kind = reason.split(":")[0].split(" (")[0]
         state.ended[kind] = state.ended.get(kind, 0) + 1

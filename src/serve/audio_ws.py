@@ -31,8 +31,7 @@ def decode_pcm(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
-async def audio_socket(request: web.Request, session: SessionHandle) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+async def audio_socket(request: web.Request, session: SessionHandle, ws: web.WebSocketResponse) -> web.WebSocketResponse:
     await ws.prepare(request)
     raw_rate = request.query.get("rate", "16000")
     if not raw_rate.isdigit() or int(raw_rate) not in RATES:
@@ -41,6 +40,16 @@ async def audio_socket(request: web.Request, session: SessionHandle) -> web.WebS
         return ws
     rate = int(raw_rate)
     resampler = StreamingResampler(rate, STREAM_RATE_HZ)
+    try:
+        await _serve(ws, session, resampler, rate)
+    except Exception as exc:  # noqa: BLE001 - the session ended under us: close this socket only
+        log.info("audio socket of session %s: %s", session.id, exc)
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"session ended")
+    return ws
+
+
+async def _serve(ws: web.WebSocketResponse, session: SessionHandle, resampler: StreamingResampler, rate: int) -> None:
     received = 0
     async for msg in ws:
         if msg.type == WSMsgType.BINARY:
@@ -70,4 +79,3 @@ async def audio_socket(request: web.Request, session: SessionHandle) -> web.WebS
             log.info("audio socket of session %s: %s", session.id, ws.exception())
             break
     log.info("audio socket of session %s closed after %.1f s of audio", session.id, received / rate)
-    return ws

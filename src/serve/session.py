@@ -117,6 +117,7 @@ class Session:
                 self.capture = PushCapture(fps=self.config.capture.fps)
             self.output = WebRTCOutput(None, self.config)
             self.output.listen = False
+            self.output.min_audio_delay_s = self.config.serve.audio_delay_ms / 1000.0
             self.output.attach_audio(self.audio)
             features = None
             if self.animator.needs_audio_features:
@@ -126,7 +127,8 @@ class Session:
                 self.audio.add_pcm_listener(window)
                 features = lambda tf: window.latest()  # noqa: E731 - the newest complete window drives the next frame
             self.pipe = LivePipeline(self.config, self.animator, [self.output], capture=self.capture,
-                                     mouth=SessionMouth(self.speaker, self.audio), features_at=features, state=self.run_state)
+                                     mouth=SessionMouth(self.speaker, self.audio, self._audio_lag_s), features_at=features,
+                                     state=self.run_state)
             self.pipe.freeze_gc = False  # other sessions come and go in this process: keep them collectable
             if self.capture is not None:
                 self.capture.stop_event = self.pipe.stop_event
@@ -188,7 +190,10 @@ class Session:
                 viewer_only.attach(pc)
 
         self.touch()
-        return out.offer(sdp, remote, on_peer)
+        try:
+            return out.offer(sdp, remote, on_peer)
+        except (RuntimeError, TimeoutError):  # the session ended meanwhile (its loop closed)
+            return 409, {"error": f"session {self.id} has ended; create a new session"}
 
     def say(self, text: str, voice: str) -> int:
         self._require_running()
@@ -234,12 +239,16 @@ class Session:
     def controls(self) -> dict[str, Any]:
         return dataclasses.asdict(self.run_state)
 
+    def _audio_lag_s(self) -> float:
+        out = self.output
+        return out.audio_delay_s - out.video_delay_s if out is not None else 0.0
+
     # -- captions ------------------------------------------------------------------------------
     def _on_utterance(self, p: Playing) -> None:
         from src.audio.tts.captions import caption_cues
 
         out = self.output
-        delay_s = out._delay_s if out is not None else 0.0  # audio plays as late as the video
+        delay_s = out.audio_delay_s if out is not None else 0.0  # when the viewers hear it
         cues = [{"start_ms": round((c.start_s + delay_s) * 1000), "end_ms": round((c.end_s + delay_s) * 1000),
                  "text": c.text} for c in caption_cues(p.words)]
         self._send({"type": "captions", "text": p.text, "cues": cues})

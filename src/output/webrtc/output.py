@@ -89,6 +89,7 @@ class WebRTCOutput(Output):
         self._delay_s = 0.0
         self._started_at = time.monotonic()
         self.listen = True  # False: no HTTP server of its own; offers come through offer() (`serve` sessions)
+        self.min_audio_delay_s = 0.0  # audio plays at least this late (an audio path slower than the video's)
 
     # --- integration points ----------------------------------------------------------------------
 
@@ -118,7 +119,17 @@ class WebRTCOutput(Output):
         return self._loop
 
     def _make_fan_in(self, source: PcmSource) -> AudioFanIn:
-        return AudioFanIn(source, self.cfg.audio_buffer_ms, lambda: self._delay_s)
+        return AudioFanIn(source, self.cfg.audio_buffer_ms, lambda: self.audio_delay_s)
+
+    @property
+    def video_delay_s(self) -> float:
+        """The smoothed capture-to-output latency of the video."""
+        return self._delay_s
+
+    @property
+    def audio_delay_s(self) -> float:
+        """How late after capture the audio plays: the video's latency, or `min_audio_delay_s` if longer."""
+        return max(self._delay_s, self.min_audio_delay_s)
 
     @property
     def url(self) -> str:
