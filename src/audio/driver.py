@@ -27,7 +27,7 @@ import numpy as np
 from src.audio.analysis import FrameAnalyzer
 from src.audio.blocks import AudioBlock, AudioInputError
 from src.audio.file_player import Clock, FilePlayer, MonotonicClock
-from src.audio.mic import MicCapture, StreamFactory
+from src.audio.mic import MicCapture
 from src.audio.mouth import LiveMouth, MouthHistory
 from src.audio.playback import AudioPlayback
 from src.audio.vowels import VowelTemplates, load_templates
@@ -94,7 +94,6 @@ class AudioDriver:
         *,
         play_audio: bool | None = None,
         clock: Clock | None = None,
-        stream_factory: StreamFactory | None = None,
         templates: VowelTemplates | None = None,
     ) -> None:
         self.spec = spec
@@ -106,7 +105,7 @@ class AudioDriver:
         self.mic: MicCapture | None = None
         self.player: FilePlayer | None = None
         if self.kind == "mic":
-            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory, acfg.ring_s)
+            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, acfg.ring_s)
             self.label = self.mic.label
         else:
             assert arg is not None
