@@ -133,7 +133,7 @@ def scratch_copy(dest: Path) -> Path:
 
 def run_tests(repo: Path, python: str, tests: tuple[str, ...], timeout_s: float) -> tuple[bool, list[str], str]:
     """(passed, failing test ids, output tail) for a pytest run of `tests` in `repo`."""
-    cmd = [python, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--tb=no", *tests]
+    cmd = [python, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--tb=line", *tests]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("PYTHONPATH", None)
     try:

@@ -58,8 +58,8 @@ def test_render_with_audio_opens_the_mouth_in_speech_and_rests_in_silence(
     r = run_cli("render", *SEED, "--source", str(portrait_path), "--audio", str(speech), "--output", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
     times, opening = mouth_openings(out)
-    regions = speech_regions(out)  # the muxed audio track: the frames are judged against what the file plays
-    assert len(regions) == 2
+    regions = speech_regions(speech, out)  # on the muxed audio's timeline: frames are judged against what the file plays
+    assert len(regions) == 2 and abs(regions[0][0] - 1.0) < 0.05, regions  # a render starts its audio with frame 0
     print(check_mouth_follows_speech(times, opening, regions, rest_of(idle_render)))
 
 
@@ -72,8 +72,8 @@ def test_live_run_with_audio_to_a_file_opens_the_mouth_in_speech_and_rests_in_si
                 "--output", f"file:{out}", "--duration", f"{duration:.2f}")
     assert r.returncode == 0, r.stderr[-2000:]
     times, opening = mouth_openings(out)
-    regions = speech_regions(out)
-    assert len(regions) == 2
+    regions = speech_regions(speech, out)
+    assert len(regions) == 2 and 0.5 < regions[0][0] < 1.5, regions  # the live file starts near the audio's start
     print(check_mouth_follows_speech(times, opening, regions, rest_of(idle_render)))
 
 

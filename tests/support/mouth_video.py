@@ -2,7 +2,7 @@
 and the file's own audio track says when there was speech.
 
     times, opening = mouth_openings(mp4)        # per frame: presentation time (s), inner-lip gap / IOD
-    regions = speech_regions(mp4)               # [(start_s, end_s), ...] from the muxed audio
+    regions = speech_regions(wav, mp4)          # [(start_s, end_s), ...] where the mp4's audio plays the speech
     check_mouth_follows_speech(times, opening, regions, rest)  # rest: the idle-only render's median   # AssertionError if not
 """
 
@@ -37,9 +37,25 @@ def mouth_openings(video: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array(times), np.array(opening)
 
 
-def speech_regions(media: str | Path) -> list[tuple[float, float]]:
-    """Where the file's audio track (or an audio file) has speech, on its own timeline."""
-    return truth_regions(decode_audio(media))
+def speech_regions(source: str | Path, video: str | Path | None = None) -> list[tuple[float, float]]:
+    """Where the speech file `source` has speech; with `video`, on the timeline of that mp4's audio track
+    (the source located in it by cross-correlation), so frames are judged against what the file plays."""
+    speech = decode_audio(source)
+    regions = truth_regions(speech)
+    if video is None:
+        return regions
+    offset = audio_offset_s(speech, decode_audio(video))
+    return [(a + offset, b + offset) for a, b in regions]
+
+
+def audio_offset_s(speech: np.ndarray, muxed: np.ndarray, rate_hz: int = 16000) -> float:
+    """Where `speech` starts in `muxed` (seconds; both 16 kHz mono), by FFT cross-correlation."""
+    n = 1 << int(np.ceil(np.log2(len(speech) + len(muxed))))
+    corr = np.fft.irfft(np.fft.rfft(muxed, n) * np.conj(np.fft.rfft(speech, n)), n)
+    lag = int(np.argmax(corr))
+    if lag > n // 2:
+        lag -= n
+    return lag / rate_hz
 
 
 def check_mouth_follows_speech(times: np.ndarray, opening: np.ndarray, regions: list[tuple[float, float]],
