@@ -148,3 +148,50 @@ class FakePortAudio:
         self.next_die_after_s = None  # only the first stream dies
         self.streams.append(stream)
         return stream
+
+
+class FakeOutputDevice:
+    """Patches `sounddevice.OutputStream` and `query_devices(kind="output")`: a speaker the test drains
+    (`pull`), or with `broken=True` one that PortAudio cannot open."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, broken: bool = False, rate_hz: int = 48000) -> None:
+        import sounddevice as sd
+
+        self.broken = broken
+        self.rate_hz = rate_hz
+        self.opened: list[dict[str, Any]] = []
+        self.callback: Callable[..., None] | None = None
+        self.started = False
+        self.closed = False
+        self._sd = sd
+        monkeypatch.setattr(sd, "query_devices", self.query_devices)
+        monkeypatch.setattr(sd, "OutputStream", self.open_stream)
+
+    def query_devices(self, device: Any = None, kind: str | None = None) -> dict[str, Any]:
+        return {"index": 1, "name": "Fake Speaker", "max_input_channels": 0, "max_output_channels": 2,
+                "default_samplerate": float(self.rate_hz)}
+
+    def open_stream(self, **kwargs: Any) -> FakeOutputDevice:
+        if self.broken:
+            raise self._sd.PortAudioError("Error opening OutputStream: Device unavailable [PaErrorCode -9985]")
+        self.opened.append(kwargs)
+        self.callback = kwargs["callback"]
+        return self
+
+    latency = 0.02
+
+    def start(self) -> None:
+        self.started = True
+
+    def abort(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pull(self, frames: int) -> np.ndarray:
+        """What the device plays next: `frames` samples from the callback, as PortAudio's thread asks."""
+        assert self.callback is not None, "no output stream was opened"
+        out = np.full((frames, 1), np.nan, np.float32)
+        self.callback(out, frames, _ZeroClock(), None)
+        return out[:, 0].copy()
