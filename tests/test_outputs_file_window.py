@@ -139,6 +139,93 @@ def test_odd_frame_size_is_refused_at_open_as_a_user_error(tmp_path: Path) -> No
     assert "257x256" in msg and "animation.output_size_px" in msg and "\n" not in msg
 
 
+def test_output_specs_and_registry() -> None:
+    assert parse_output_spec("file:out/x.mp4") == ("file", "out/x.mp4")
+    assert parse_output_spec("file:C:/x.mp4") == ("file", "C:/x.mp4")
+    assert parse_output_spec("Window") == ("window", None)
+    assert {"file", "null", "window"} <= set(OUTPUTS.names())
+    with pytest.raises(OutputError, match="missing path"):
+        create_output("file", None)  # type: ignore[arg-type]
+    with pytest.raises(UserError) as e:
+        create_output("teleport", None)  # type: ignore[arg-type]
+    assert "teleport" in str(e.value) and "file" in str(e.value) and "window" in str(e.value)
+    with pytest.raises(OutputError, match="empty output name"):
+        parse_output_spec(":x")
+
+
+def test_null_output_counts() -> None:
+    out = NullOutput()
+    out.open(64, 64, 30.0)
+    for i in range(7):
+        out.write(_frame(i))
+    assert out.frames == 7
+
+
+class _SlowRecorder(NullOutput):
+    """A recording output slower than the pipeline: its queue fills while the stream runs."""
+
+    def write(self, frame: RenderedFrame) -> None:
+        time.sleep(0.04)
+        super().write(frame)
+
+
+def test_stop_writes_the_frames_already_queued_for_a_recording_output(make_config, portrait_animator) -> None:
+    cfg = make_config("pipeline.fps=40")
+    slow = _SlowRecorder()
+    pipe = LivePipeline(cfg, portrait_animator, [slow])
+    pipe.start()
+    time.sleep(1.0)
+    queued = len(pipe.fanout.buffers[0])
+    assert queued >= 3, "the recorder fell behind, as intended"
+    assert pipe.stop() == []
+    snap = pipe.metrics.snapshot()
+    assert snap["output:null"]["dropped"] == 0
+    assert slow.frames == snap["animate"]["frames"], "every frame animated before stop was recorded"
+
+
+def test_live_file_and_null_at_once(make_config, portrait_animator, tmp_path: Path) -> None:
+    """Two outputs on one live pipeline: both get every frame; the file plays back at the captured pace."""
+    cfg = make_config("pipeline.fps=20")
+    p = tmp_path / "live.mp4"
+    file_out = FileOutput(str(p), cfg)
+    null = NullOutput()
+    pipe = LivePipeline(cfg, portrait_animator, [file_out, null])
+    pipe.start()
+    t0 = time.monotonic()
+    pipe.run(duration_s=2.0)
+    wall = time.monotonic() - t0
+    snap = pipe.metrics.snapshot()
+    assert snap["output:file"]["dropped"] == 0 and snap["output:null"]["dropped"] == 0
+    # Both outputs get every frame animated, the one animated just as stop is called included (stop drains).
+    assert file_out.frames == null.frames == snap["animate"]["frames"] > 10
+    info = _probe(p)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"
+    assert info["frames"] == file_out.frames
+    span = info["pts"][-1] - info["pts"][0]
+    assert 0.5 * wall < span <= wall + 0.1
+    assert all(b > a for a, b in zip(info["pts"], info["pts"][1:], strict=False))
+
+
+# -- window ---------------------------------------------------------------------------------------------------------
+
+
+def test_window_without_display_is_a_one_line_output_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(OutputError) as e:
+        WindowOutput().open(64, 64, 30.0)
+    msg = str(e.value)
+    assert "display" in msg.lower() and "\n" not in msg and "file:" in msg
+
+
+def test_cli_window_without_display_exits_2(run_cli) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = run_cli("run", "--output", "window", "--duration", "1", env=env, replace_env=True)
+    assert r.returncode == 2, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "display" in err[0].lower() and "Traceback" not in r.stderr
+
+
 # HighGUI (Qt here) binds to the first thread that uses it, so each window scenario runs in its own process.
 WINDOW_SCRIPT = r"""
 import json, os, subprocess, sys, threading
