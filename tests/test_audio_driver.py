@@ -8,26 +8,26 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from src.audio import AudioDriver, AudioInputError, PcmQueue, parse_audio_spec
+from src.audio import AudioDriver, AudioInputError, PcmQueue, decode_audio, parse_audio_spec
 from src.audio.io.blocks import AudioBlock
 from src.audio.io.file_player import FilePlayer
 from src.bench.audio import burst_signal, write_wav
-from src.core.config import AppConfig, load_config
+from src.core.config import AppConfig
 from src.core.frames import MouthShape
+from tests.support.fake_portaudio import FakeOutputDevice
 
 SR = 16000
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> AppConfig:
-    cfg = load_config()
-    cfg.audio.voice_profile = str(tmp_path / "no_profile.json")
-    return cfg
+def config(make_config: Callable[..., AppConfig], tmp_path: Path) -> AppConfig:
+    return make_config(f"audio.voice_profile={tmp_path / 'no_profile.json'}")
 
 
 @pytest.fixture
@@ -205,15 +205,40 @@ def test_a_stuck_pcm_consumer_never_blocks_the_audio(bursts: Path, config: AppCo
     assert first is not None and first[1].dtype == np.float32 and len(first[1]) == 160
 
 
-def test_audible_playback_failing_is_a_single_warning(bursts: Path, config: AppConfig, caplog: pytest.LogCaptureFixture) -> None:
+def test_audible_playback_reaches_the_output_device(bursts: Path, config: AppConfig, monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The file's audio goes to the output device (a fake speaker below sounddevice): what the device plays is the
+    file's sound, and whatever did not fit the 1 s queue (the driver runs faster than real time here) is counted."""
+    speaker = FakeOutputDevice(monkeypatch, rate_hz=16000)
+    with caplog.at_level(logging.WARNING, logger="src.audio.io.playback"):
+        driver = AudioDriver(str(bursts), config, realtime=False, play_audio=True)
+        driver.start()
+        assert driver.ended.wait(10)
+        played = np.concatenate([speaker.pull(160) for _ in range(2 * SR // 160)])  # 2 s: the queue and then silence
+        dropped = driver.stats()["playback"]["dropped_samples"]
+        driver.stop()
+    assert driver.blocks == 350
+    assert speaker.opened and speaker.opened[0]["samplerate"] == 16000 and speaker.closed
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not np.isnan(played).any(), "every sample the device asked for was filled"
+    sound = played[np.abs(played) > 1e-3]
+    assert len(sound) > 0.1 * SR, "the bursts reached the device"
+    source = decode_audio(bursts)
+    assert np.abs(sound).max() == pytest.approx(np.abs(source).max(), rel=0.05)
+    assert dropped > 0 and dropped + len(played) >= len(source), "each sample was played or counted as dropped"
+
+
+def test_audible_playback_failing_is_a_single_warning(bursts: Path, config: AppConfig, monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    FakeOutputDevice(monkeypatch, broken=True)
     with caplog.at_level(logging.WARNING, logger="src.audio.io.playback"):
         driver = AudioDriver(str(bursts), config, realtime=False, play_audio=True)
         driver.start()
         assert driver.ended.wait(10)
         driver.stop()
-    assert driver.blocks == 350
+    assert driver.blocks == 350, "the stream goes on without sound"
     failures = [r for r in caplog.records if "playback unavailable" in r.getMessage()]
-    assert len(failures) <= 1  # plays if an output device exists here, else says so once and goes on
+    assert len(failures) == 1 and "Device unavailable" in failures[0].getMessage()
 
 
 def test_mouth_at_returns_the_newest_shape_at_or_before_t(bursts: Path, config: AppConfig) -> None:

@@ -88,11 +88,13 @@ def test_uncreatable_output_path_is_a_user_error(run_cli) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_odd_output_size_renders_or_is_refused(run_cli, tmp_path: Path) -> None:
+def test_odd_output_size_is_refused_with_the_setting_to_fix(run_cli, tmp_path: Path) -> None:
     out = tmp_path / "odd.mp4"
     r = run_cli("render", "--duration", "0.2", "--output", str(out), size=257)
-    assert "Traceback" not in r.stderr
-    assert (r.returncode == 0 and out.is_file()) or r.returncode == 2, r.stderr
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "animation.output_size_px" in lines[0] and "257" in lines[0] and "even" in lines[0], r.stderr
+    assert not (out.is_file() and out.stat().st_size > 0), "no video is written"
 
 
 def test_devices_lists_animators_outputs_and_providers(run_cli) -> None:

@@ -87,11 +87,18 @@ def test_file_output_makes_missing_folders(tmp_path: Path) -> None:
 
 
 def test_close_without_open_and_twice_is_harmless(tmp_path: Path) -> None:
-    out = FileOutput(str(tmp_path / "x.mp4"))
-    out.close()
+    path = tmp_path / "x.mp4"
+    out = FileOutput(str(path))
+    out.close()  # before open: nothing is created
+    assert not path.exists()
     out.open(64, 64, 10.0)
+    out.write(_frame(0, size=64, media_time_s=0.0))
     out.close()
-    out.close()
+    written = path.read_bytes()
+    out.close()  # a second close changes nothing
+    assert path.read_bytes() == written
+    info = _probe(path)
+    assert info["frames"] == 1 and info["codec"] == "h264"
 
 
 @pytest.mark.parametrize("case", ["under_a_file", "is_a_folder"])
@@ -123,17 +130,13 @@ def test_uncreatable_file_fails_at_open() -> None:
         out.close()
 
 
-def test_odd_frame_size_is_written_or_refused_at_open(tmp_path: Path) -> None:
+def test_odd_frame_size_is_refused_at_open_as_a_user_error(tmp_path: Path) -> None:
+    """H.264 in yuv420p needs even sizes: an odd size is refused at open, naming the size and the setting to fix."""
     p = tmp_path / "odd.mp4"
-    out = FileOutput(str(p))
-    try:
-        out.open(257, 257, 30.0)
-    except OutputError:
-        return  # refusing at open, as a user error, is fine too
-    for i in range(3):
-        out.write(_frame(i, size=257, media_time_s=i / 30))
-    out.close()
-    assert _probe(p)["frames"] == 3
+    with pytest.raises(OutputError) as e:
+        FileOutput(str(p)).open(257, 256, 30.0)
+    msg = str(e.value)
+    assert "257x256" in msg and "animation.output_size_px" in msg and "\n" not in msg
 
 
 def test_output_specs_and_registry() -> None:

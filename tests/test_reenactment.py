@@ -1,8 +1,10 @@
 """Self-reenactment and cross-identity behaviour on a real talking-face clip, measured by re-detecting faces.
 
 Issue figures (self-reenactment): error <= 5 % IOD, mouth corr >= 0.9, roll corr >= 0.8, faces >= 98 %;
-cross-identity mouth corr >= 0.85. The bounds below are looser so that the test is about behaviour; the
-measured values are printed (run with -s).
+cross-identity mouth corr >= 0.85. The renders are deterministic (seeded idle motion, a fixed clip), so the
+bounds below are the promise itself or tighter, with a margin for MediaPipe and codec differences between
+machines (measured at 256 px: self 2.05 % IOD, mouth 0.938, roll 0.991; cross mouth 0.929, roll 0.992).
+The measured values are printed (run with -s).
 """
 
 from __future__ import annotations
@@ -60,19 +62,19 @@ def test_self_reenactment(run_cli, carphone: Path, carphone_first_frame: Path, t
     m = reenactment_metrics(carphone, out)
     _show("self-reenactment (source = first frame of the clip at 352x288, output 256)", m)
     assert m["frames"] == 120
-    assert m["face_found"] >= 0.95
-    assert m["error_iod"] <= 0.10
-    assert m["mouth_corr"] >= 0.7
-    assert m["roll_corr"] >= 0.6
+    assert m["face_found"] >= 0.98
+    assert m["error_iod"] <= 0.035
+    assert m["mouth_corr"] >= 0.9
+    assert m["roll_corr"] >= 0.95
 
 
 def test_cross_identity(run_cli, carphone: Path, tmp_path: Path) -> None:
     out = _render(run_cli, tmp_path / "cross.mp4", "--driver", str(carphone))  # the bundled portrait
     m = reenactment_metrics(carphone, out)
     _show("cross-identity (bundled portrait driven by the clip, output 256)", m)
-    assert m["face_found"] >= 0.95
-    assert m["mouth_corr"] >= 0.6
-    assert m["roll_corr"] >= 0.6
+    assert m["face_found"] >= 0.98
+    assert m["mouth_corr"] >= 0.88
+    assert m["roll_corr"] >= 0.95
 
 
 def test_metrics_tell_an_undriven_avatar_apart(run_cli, carphone: Path, carphone_first_frame: Path, tmp_path: Path,

@@ -219,6 +219,13 @@ def test_configured_token_is_enforced_on_loopback() -> None:
         assert status == 415 and b"application/json" in body
         assert http("GET", base + "/metrics")[0] == 403
         assert http("GET", base + "/metrics?token=s3cret")[0] == 200
+        status, body, _ = http("GET", base + "/stats")
+        assert status == 403 and "token" in json.loads(body)["error"]
+        assert http("GET", base + "/stats?token=wrong")[0] == 403
+        assert http("GET", base + "/stats", headers={"Authorization": "Bearer s3cre"})[0] == 403  # a prefix is not the token
+        status, body, _ = http("GET", base + "/stats", headers={"Authorization": "Bearer s3cret"})
+        assert status == 200 and "frames" in json.loads(body)
+        assert http("GET", base + "/stats?token=s3cret")[0] == 200
         assert http("GET", base + "/health")[0] == 200  # probes need no token
         assert "?token=s3cret" in out.url
     finally:

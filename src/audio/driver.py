@@ -24,7 +24,7 @@ from typing import Any
 
 from src.audio.io.blocks import AudioBlock, AudioInputError
 from src.audio.io.file_player import Clock, FilePlayer, MonotonicClock
-from src.audio.io.mic import MicCapture, StreamFactory
+from src.audio.io.mic import InputStreams, MicCapture
 from src.audio.io.playback import AudioPlayback
 from src.audio.lipsync.analysis import FrameAnalyzer
 from src.audio.lipsync.mouth import LiveMouth, MouthHistory
@@ -62,8 +62,8 @@ class AudioDriver:
         *,
         play_audio: bool | None = None,
         clock: Clock | None = None,
-        stream_factory: StreamFactory | None = None,
         templates: VowelTemplates | None = None,
+        input_streams: InputStreams | None = None,
     ) -> None:
         self.spec = spec
         self.config = config
@@ -74,7 +74,7 @@ class AudioDriver:
         self.mic: MicCapture | None = None
         self.player: FilePlayer | None = None
         if self.kind == "mic":
-            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory, acfg.ring_s)
+            self.mic = MicCapture(arg, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, acfg.ring_s, input_streams)
             self.label = self.mic.label
         else:
             assert arg is not None

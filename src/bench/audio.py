@@ -274,9 +274,9 @@ def measure_audio_latency(config: AppConfig | None = None, n_onsets: int = 20, o
     `open_times(driver, stop)` runs on its own thread until `stop` is set and returns the monotonic
     times the mouth was seen opening; the default polls `driver.mouth_at(now)`. The lead passes one
     that builds the pipeline around `driver` and reports when output frames show the opening.
-    Raises tests.audio_vmic.VirtualMicUnavailable when PulseAudio cannot run here.
+    Raises tests.support.vmic.VirtualMicUnavailable when PulseAudio cannot run here.
     """
-    from tests.audio_vmic import VirtualMic
+    from tests.support.vmic import VirtualMic
 
     config = config or load_config()
     threshold = 0.1 * config.audio.mouth.max_open

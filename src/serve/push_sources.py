@@ -4,8 +4,8 @@
 `read()` waits for the next one, so the pipeline treats it exactly like a webcam (the
 same face tracker, the same idle fallback when frames stop or the face leaves).
 
-`PushAudioStream` is a PortAudio-like input stream (what `MicCapture` opens through its
-`stream_factory`) whose clock thread pulls 20 ms from a `Mixer` of pushed sources (a
+`PushAudioStream` is a PortAudio-like input stream (what `MicCapture` opens through `PushInput`,
+its `InputStreams` for a session) whose clock thread pulls 20 ms from a `Mixer` of pushed sources (a
 browser's microphone, a WebSocket PCM stream, text to speech) and hands it to the
 callback, silence included: the `AudioDriver` then does what it does for a microphone
 (resampling, 10 ms blocks, analysis, mouth shapes, PCM listeners for the viewers).
@@ -155,3 +155,21 @@ class PushAudioStream:
             except Exception as exc:  # noqa: BLE001 - like PortAudio: the stream goes on
                 log.debug("push stream callback failed: %s", exc)
             self.ticks += 1
+
+
+class PushInput:
+    """`InputStreams` for a session's voice: one mono 48 kHz input whose streams pull from `mixer`."""
+
+    def __init__(self, mixer: Mixer, name: str) -> None:
+        self.mixer = mixer
+        self.name = name
+
+    def describe(self) -> dict[str, Any]:
+        return {"index": -1, "name": self.name, "default_samplerate": STREAM_RATE_HZ, "max_input_channels": 1}
+
+    def rescan(self) -> None:
+        """Nothing to look for: the input is the session's own mixer."""
+
+    def open(self, info: dict[str, Any], **stream_args: Any) -> PushAudioStream:
+        return PushAudioStream(self.mixer, name=f"{self.name} clock", **stream_args)
+

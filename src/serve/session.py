@@ -27,7 +27,7 @@ from src.output.webrtc.output import WebRTCOutput
 from src.pipeline.live import LivePipeline
 from src.serve.browser import BrowserTransport
 from src.serve.jitter import JitterBuffer
-from src.serve.push_sources import STREAM_RATE_HZ, Mixer, PushAudioStream, PushCapture
+from src.serve.push_sources import STREAM_RATE_HZ, Mixer, PushCapture, PushInput
 from src.serve.speech import Playing, SessionMouth, Speaker
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,7 @@ class Session:
             from src.audio import AudioDriver
 
             sid = self.id
-            self.audio = AudioDriver("mic", self.config, stream_factory=lambda **kw: PushAudioStream(
-                self.mixer, name=f"session-{sid}-audio", **kw))
+            self.audio = AudioDriver("mic", self.config, input_streams=PushInput(self.mixer, f"session-{sid}-audio"))
             self.audio.label = self.audio.mic.label = f"session {sid} voice"
             if self.spec.driver == "browser":
                 self.capture = PushCapture(fps=self.config.capture.fps)

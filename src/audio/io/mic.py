@@ -12,8 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,8 +21,6 @@ from src.audio.io.devices import _sd, describe_devices, rescan_devices, resolve_
 from src.audio.io.resample import StreamingResampler, downmix
 
 log = logging.getLogger(__name__)
-
-StreamFactory = Callable[..., Any]  # (device=, samplerate=, channels=, blocksize=, callback=, finished_callback=) -> stream
 
 STALL_S = 1.0  # no callback for this long while running = the device is gone
 FIRST_CALLBACK_S = 5.0  # a new stream may take this long to deliver (PulseAudio takes ~2 s here)
@@ -57,9 +54,38 @@ class StampTimeline:
         return ts
 
 
-def _portaudio_stream(**kwargs: Any) -> Any:
-    sd = _sd()
-    return sd.InputStream(dtype="float32", latency="low", **kwargs)
+class InputStreams(Protocol):
+    """Where a `MicCapture` gets its streams. The default is a PortAudio input device (`PortAudioInput`);
+    `serve` sessions plug in audio pushed by a browser or a client the same way, so one capture path
+    (format choice, stamping, stall detection, reopening) serves both."""
+
+    def describe(self) -> dict[str, Any]:
+        """{"index", "name", "default_samplerate", "max_input_channels"} of the input, looked up now."""
+        ...
+
+    def rescan(self) -> None:
+        """Look for devices again before a reopen (one that was unplugged may be back under a new index)."""
+        ...
+
+    def open(self, info: dict[str, Any], **stream_args: Any) -> Any:
+        """A PortAudio-like input stream: samplerate=, channels=, blocksize=, callback=, finished_callback=."""
+        ...
+
+
+class PortAudioInput:
+    """A microphone through PortAudio (`device`: None for the default, an index or part of a name)."""
+
+    def __init__(self, device: str | int | None) -> None:
+        self.device = device
+
+    def describe(self) -> dict[str, Any]:
+        return resolve_input_device(self.device)
+
+    def rescan(self) -> None:
+        rescan_devices()
+
+    def open(self, info: dict[str, Any], **stream_args: Any) -> Any:
+        return _sd().InputStream(device=info["index"], dtype="float32", latency="low", **stream_args)
 
 
 class MicCapture:
@@ -71,17 +97,13 @@ class MicCapture:
         sample_rate_hz: int = 16000,
         block_ms: float = 10.0,
         retry_s: float = 2.0,
-        stream_factory: StreamFactory | None = None,
         ring_s: float = 2.0,
+        streams: InputStreams | None = None,
     ) -> None:
         self.device_spec = device
         self.ring_s = ring_s  # audio kept between the callback and the reader; older audio is dropped
-        self._factory = stream_factory or _portaudio_stream
-        self._fault_double = stream_factory is not None
-        if stream_factory is None:
-            self.info = resolve_input_device(device)
-        else:  # a stream double (tests): no PortAudio device behind it
-            self.info = {"index": -1, "name": f"{device or 'default'} (stream double)"}
+        self.streams = streams or PortAudioInput(device)
+        self.info = self.streams.describe()
         self.label = f"microphone {self.info['index']}: {self.info['name']}"
         self.out_rate = sample_rate_hz
         self.block_len = max(1, round(sample_rate_hz * block_ms / 1000.0))
@@ -116,16 +138,16 @@ class MicCapture:
     # -- opening -------------------------------------------------------------------------------
     def _open(self) -> None:
         info = self.info
-        native = int(round(info.get("default_samplerate") or 48000)) if not self._fault_double else 48000
-        max_ch = int(info.get("max_input_channels") or 1) if not self._fault_double else 2
+        native = int(round(info.get("default_samplerate") or 48000))
+        max_ch = int(info.get("max_input_channels") or 1)
         rates = [native] + [r for r in (48000, 44100, 16000) if r != native]
         channel_options = [c for c in dict.fromkeys((1, min(2, max_ch), max_ch)) if c >= 1]
         last_exc: Exception | None = None
         for rate in rates:
             for ch in channel_options:
                 try:
-                    stream = self._factory(
-                        device=None if self._fault_double else info["index"],
+                    stream = self.streams.open(
+                        info,
                         samplerate=rate,
                         channels=ch,
                         # 0 = whatever size the host delivers, as soon as it has it: fixed sizes stall
@@ -257,9 +279,8 @@ class MicCapture:
         self._next_retry = time.monotonic() + self.retry_s
         self.reopen_attempts += 1
         try:
-            if not self._fault_double:
-                rescan_devices()
-                self.info = resolve_input_device(self.device_spec)
+            self.streams.rescan()
+            self.info = self.streams.describe()
             self._open()
         except Exception as exc:  # noqa: BLE001 - still gone; try again later
             log.debug("%s: reopen failed: %s", self.label, exc)

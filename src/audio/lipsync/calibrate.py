@@ -17,7 +17,7 @@ import numpy as np
 
 from src.audio.io.blocks import AudioInputError
 from src.audio.io.file_source import AudioFileReader
-from src.audio.io.mic import MicCapture, StreamFactory
+from src.audio.io.mic import MicCapture
 from src.audio.lipsync.analysis import FrameAnalyzer, VoiceActivityDetector
 from src.audio.lipsync.vowels import VOWELS, VowelTemplates
 from src.core.config import AppConfig, resolve_path
@@ -101,10 +101,9 @@ def calibrate_from_mic(
     seconds_per_vowel: float = 2.5,
     prompt: Callable[[str], None] = print,
     pause_s: float = 1.5,
-    stream_factory: StreamFactory | None = None,
 ) -> VowelTemplates:
     acfg = config.audio
-    mic = MicCapture(device, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s, stream_factory)
+    mic = MicCapture(device, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s)
     mic.start()
     try:
         deadline = time.monotonic() + 5.0
@@ -132,7 +131,6 @@ def calibrate_voice(
     out_path: str | Path | None = None,
     seconds_per_vowel: float = 2.5,
     prompt: Callable[[str], None] = print,
-    stream_factory: StreamFactory | None = None,
     pause_s: float = 1.5,
 ) -> Path:
     """Record (or read) the five vowels, build the profile and save it; returns the profile path."""
@@ -140,7 +138,7 @@ def calibrate_voice(
     if wavs:
         profile = calibrate_from_wavs(parse_wav_args(list(wavs)), config, defaults)
     else:
-        profile = calibrate_from_mic(config, defaults, device, seconds_per_vowel, prompt, pause_s, stream_factory)
+        profile = calibrate_from_mic(config, defaults, device, seconds_per_vowel, prompt, pause_s)
     target = Path(out_path or config.audio.voice_profile).expanduser()
     try:
         return profile.save(target)
