@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from src.audio.lipsync.track import MouthTrack
 from src.core.config import AppConfig
 from src.core.frames import MouthShape
 from src.serve.push_sources import STREAM_RATE_HZ
+
+if TYPE_CHECKING:
+    from src.pipeline.live import MouthSource
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +186,7 @@ class Speaker:
 class SessionMouth:
     """The pipeline's mouth source: the TTS phoneme mouth while an utterance plays, else the analysed audio."""
 
-    def __init__(self, speaker: Speaker, audio: object) -> None:
+    def __init__(self, speaker: Speaker, audio: MouthSource) -> None:
         self.speaker = speaker
         self.audio = audio
 
@@ -190,4 +194,4 @@ class SessionMouth:
         shape = self.speaker.mouth_at(t)
         if shape is not None:
             return shape
-        return self.audio.mouth_at(t)  # type: ignore[attr-defined,no-any-return]
+        return self.audio.mouth_at(t)
