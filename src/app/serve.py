@@ -8,6 +8,7 @@ import errno
 import logging
 import signal
 from collections.abc import Callable
+from typing import cast
 
 from src.core.config import AppConfig
 from src.core.errors import UserError
@@ -67,7 +68,7 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
                                 f"e.g. --port {sc.port + 1}") from None
             raise UserError(f"--host {sc.host}: cannot listen there ({exc.strerror or exc}); use an address of this "
                             "machine, e.g. --host 127.0.0.1") from None
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+        sockets = cast(asyncio.Server, site._server).sockets if site._server is not None else []  # loop.create_server's Server
         port = sockets[0].getsockname()[1] if sockets else sc.port
         shown = "127.0.0.1" if sc.host in ("0.0.0.0", "::", "") else sc.host
         print(f"puppetcam serve ({engine.name} engine, up to {sc.max_sessions} sessions): http://{shown}:{port}/", flush=True)

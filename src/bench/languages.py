@@ -187,7 +187,7 @@ def summarise(files: list[dict[str, Any]]) -> dict[str, Any]:
     lags = [f["lag_ms"] for f in files]
     onsets = [x for f in files for x in f["onset_errors_ms"] if math.isfinite(x)]
     closes = [x for f in files for x in f["close_delays_ms"]]
-    s = {
+    s: dict[str, Any] = {
         "lag_ms_median": float(np.median(lags)), "lag_ms_max_abs": float(np.max(np.abs(lags))),
         "corr_median": round(float(np.median([f["corr"] for f in files])), 3),
         "onset_median_ms": round(float(np.median(onsets)), 1) if onsets else float("inf"),
@@ -271,7 +271,7 @@ def measure_language_figures(config: AppConfig, clip: Path,
                              languages: list[str] | None = None, workdir: Path | None = None) -> dict[str, Any]:
     """Every figure of the multi-language lip sync: `auto` (the default), the language declared
     (`audio.language: de` ...), the live method with and without its offline lookahead, and render --text."""
-    from src.audio import track as track_module
+    from src.audio.lipsync import track as track_module
 
     languages = languages or list(SENTENCES)
     workdir = workdir or Path(tempfile.mkdtemp())

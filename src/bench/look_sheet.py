@@ -90,7 +90,7 @@ def driven_motions(config: AppConfig, frames: list[np.ndarray], fps: float) -> t
 def pick_frames(lms: list[np.ndarray | None]) -> dict[str, int]:
     """The driver's extreme frames, from its own landmarks (yaw sign: MediaPipe's face frame)."""
     ok = [i for i, lm in enumerate(lms) if lm is not None]
-    m = {i: measure(lms[i]) for i in ok}  # type: ignore[arg-type]
+    m = {i: measure(lm) for i, lm in enumerate(lms) if lm is not None}
     yaw0 = float(np.median([m[i].yaw for i in ok]))
     roll0 = float(np.median([m[i].roll for i in ok]))
     return {
@@ -145,7 +145,7 @@ def look_figures(outs: list[np.ndarray], plate: np.ndarray, driver_lms: list, pi
         areas.append(float(mask.mean()))
         outside = cv2.dilate(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0
         if outside.any():
-            g = cv2.cvtColor(np.ascontiguousarray(f[..., :3]), cv2.COLOR_BGR2GRAY).astype(np.float32)
+            g: np.ndarray = cv2.cvtColor(np.ascontiguousarray(f[..., :3]), cv2.COLOR_BGR2GRAY).astype(np.float32)
             bg_diff.append(float(np.abs(g - plate_g)[outside].mean()))
     gaps = [measure(lm).mouth_open if lm is not None else 0.0 for lm in out_lms]
     thresh = max(float(np.quantile(gaps, 0.85)), 0.12)
@@ -155,7 +155,7 @@ def look_figures(outs: list[np.ndarray], plate: np.ndarray, driver_lms: list, pi
             continue
         n_open += 1
         m = np.zeros(f.shape[:2], np.uint8)
-        cv2.fillPoly(m, [np.round(lm[INNER_MOUTH_RING, :2]).astype(np.int32)], 1)
+        cv2.fillPoly(m, [np.round(lm[INNER_MOUTH_RING, :2]).astype(np.int32)], (1,))
         g = cv2.cvtColor(np.ascontiguousarray(f[..., :3]), cv2.COLOR_BGR2GRAY)[m > 0]
         if g.size:
             dark.append(float((g < 35).mean()))
@@ -165,7 +165,7 @@ def look_figures(outs: list[np.ndarray], plate: np.ndarray, driver_lms: list, pi
         "faces_found": sum(lm is not None for lm in out_lms) / len(out_lms),
         "faces_found_at_extremes": {k: out_lms[i] is not None for k, i in picks.items()},
         "background_vs_plate_grey": float(np.mean(bg_diff)) if bg_diff else None,
-        "person_area_p5_over_median": float(np.percentile(areas, 5) / max(np.median(areas), 1e-9)),
+        "person_area_p5_over_median": float(np.percentile(areas, 5) / max(float(np.median(areas)), 1e-9)),
         "mouth_interior": {"wide_open_frames": n_open, "min_gap_iod": round(thresh, 3),
                            "dark_fraction_mean": float(np.mean(dark)) if dark else None,
                            "dark_fraction_max": float(np.max(dark)) if dark else None,
@@ -215,6 +215,7 @@ def run_look(config: AppConfig, clip: Path, portrait: Path, work: Path) -> dict[
     mid = min(calm, key=lambda i: abs(i - len(frames) // 2)) if calm else len(frames) // 2
     for key, src in sources.items():
         anim = make_animator(config, src)
+        assert anim.source is not None  # make_animator prepared the portrait
         outs, times = render_all(anim, motions)
         figs = look_figures(outs, anim.compositor.layers.plate if anim.compositor else anim.source.avatar.image, driver_lms, picks, red)
         figs["animate_ms"] = percentiles(times[5:])

@@ -34,7 +34,7 @@ class PipelineControls:
     retry_model: Callable[[], bool] = lambda: True  # try a neural model again after a fallback
     # Show an expression (name, intensity 0-1, hold seconds or None); raises UnknownExpressionError for a bad
     # name, RuntimeError when the animator has none (only meshwarp has them).
-    set_expression: Callable[[str, float, float | None], None] = lambda name, intensity, hold_s=None: None
+    set_expression: Callable[[str, float, float | None], None] = lambda name, intensity, hold_s: None
 
     def request_stop(self) -> None:
         self.stop_event.set()

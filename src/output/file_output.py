@@ -94,7 +94,7 @@ class FileOutput(Output):
         stream.pix_fmt = alpha.pix_fmt if alpha else "yuv420p"
         stream.time_base = TIME_BASE
         stream.codec_context.time_base = TIME_BASE
-        stream.options = dict(alpha.options) if alpha else crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, fps, live=True)
+        stream.options = {**alpha.options} if alpha else {**crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, fps, live=True)}
         self._stream = stream
         if self.audio is not None:
             self.audio.open(self._container)
@@ -116,7 +116,7 @@ class FileOutput(Output):
     def write(self, frame: RenderedFrame) -> None:
         assert self._container is not None and self._stream is not None, "open() first"
         if self.frames == 0 and frame.media_time_s is not None:  # offline: x264 may buffer and use its threads
-            self._stream.options = crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, self._fps, live=False)
+            self._stream.options = {**crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, self._fps, live=False)}
         if self._alpha is not None and self._alpha.pix_fmt.startswith("yuva"):
             vf = av.VideoFrame.from_ndarray(bgra(frame), format="bgra")
         else:

@@ -197,7 +197,7 @@ class LivePipeline:
         self.threads = self.graph.threads
         self.controls = PipelineControls(stop_event=self.stop_event, metrics=self.metrics, reset_neutral=self._reset_neutral,
                                          toggle_motion_mode=self.state.toggle_motion_mode, retry_model=animator.retry,
-                                         set_expression=lambda name, level, hold_s=None: expression_on(animator, name, level, hold_s))
+                                         set_expression=lambda name, level, hold_s: expression_on(animator, name, level, hold_s))
         self.controls.ready = lambda: self.animator.loaded and self.animate.first_frame.is_set()
         self.period = 1.0 / config.pipeline.fps
         self._m_capture = self.metrics.stage("capture") if capture is not None else None

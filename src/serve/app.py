@@ -148,14 +148,14 @@ async def _read_create_form(request: web.Request, config: AppConfig) -> tuple[di
             name = getattr(part, "name", None) or ""
             if name == "portrait":
                 buf = bytearray()
-                while chunk := await part.read_chunk(1 << 16):  # type: ignore[union-attr]
+                while chunk := await part.read_chunk(1 << 16):  # type: ignore[union-attr]  # a form field is a body part, not a nested multipart
                     buf.extend(chunk)
                     if len(buf) > limit:
                         raise UploadError(413, f"portrait: over the limit of {limit} bytes (serve.max_upload_bytes); "
                                                "upload a smaller image")
                 portrait = bytes(buf)
             elif name in ("animator", "driver", "output_size_px"):
-                fields[name] = (await part.text()).strip()  # type: ignore[union-attr]
+                fields[name] = (await part.text()).strip()  # type: ignore[union-attr]  # a form field is a body part, not a nested multipart
             else:
                 raise ApiError(400, f"form field {name!r}: unknown; the fields are portrait, animator, driver, output_size_px")
     elif ctype == "application/json":
@@ -337,7 +337,7 @@ async def health_ready(request: web.Request) -> web.Response:
     state = request.app[STATE]
     refusal = state.admission.check(len(state.engine.list()) + state.pending)
     ready = refusal is None
-    return _json(m.Ready(ready=ready, reason=None if ready else refusal.reason), 200 if ready else 503)  # type: ignore[union-attr]
+    return _json(m.Ready(ready=ready, reason=refusal.reason if refusal is not None else None), 200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -67,7 +67,7 @@ class BrowserTransport:
             while True:
                 frame = await track.recv()
                 self.last_input = time.monotonic()
-                image = frame.to_ndarray(format="bgr24")
+                image = cast(av.VideoFrame, frame).to_ndarray(format="bgr24")  # a video track yields VideoFrames
                 self.capture.push(image)
                 self.video_frames += 1
         except MediaStreamError:
@@ -84,7 +84,7 @@ class BrowserTransport:
             while True:
                 frame = await track.recv()
                 self.last_input = time.monotonic()
-                for out in resampler.resample(frame):
+                for out in resampler.resample(cast(av.AudioFrame, frame)):  # an audio track yields AudioFrames
                     self.mic.push(np.asarray(out.to_ndarray(), np.float32).reshape(-1))
                 self.audio_frames += 1
         except MediaStreamError:

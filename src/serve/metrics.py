@@ -41,7 +41,7 @@ def render(infos: list[dict[str, Any]], refused: dict[str, int], created: int, e
     per("puppetcam_serve_session_tts_queue", "gauge", "Utterances waiting or playing.", lambda i: i["tts_queue"])
     per("puppetcam_serve_session_cpu_ms_per_frame", "gauge", "Busy time of the session's stages per frame.",
         lambda i: i["cpu_ms_per_frame"])
-    samples = []
+    samples: list[tuple[dict[str, str], float]] = []
     for animator, sizes in sorted((batches or {}).items()):
         for size, count in sorted(sizes.items()):
             samples.append(({"animator": animator, "size": str(size)}, count))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, cast
 
 from src.core.config import AppConfig
 
@@ -38,7 +38,7 @@ class BackgroundServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
-        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        return int(cast(asyncio.Server, site._server).sockets[0].getsockname()[1])  # started: loop.create_server's Server
 
     def close(self) -> None:
         self._call(self._runner.cleanup(), 60.0)

@@ -89,7 +89,7 @@ class Session:
         self.stream_in = JitterBuffer(int(sc.jitter_target_ms * ms), int(sc.jitter_max_ms * ms))
         self.mic = JitterBuffer(int(MIC_TARGET_MS * ms), int(sc.jitter_max_ms * ms)) if spec.driver == "browser" else None
         self.speaker = Speaker(self.config, on_start=self._on_utterance, name=f"session-{session_id}-tts")
-        self.mixer = Mixer([self.speaker, self.stream_in] + ([self.mic] if self.mic is not None else []))
+        self.mixer = Mixer([self.speaker, self.stream_in, *([self.mic] if self.mic is not None else [])])
         self._last_activity = time.monotonic()
         self._frames_seen = 0
         self._frames_changed_at = time.monotonic()

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from src.audio.lipsync.track import MouthTrack
 from src.core.config import AppConfig
 from src.core.frames import MouthShape
 from src.serve.push_sources import STREAM_RATE_HZ
+
+if TYPE_CHECKING:
+    from src.pipeline.live import MouthSource
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +195,14 @@ class Speaker:
 class SessionMouth:
     """The pipeline's mouth source: the TTS phoneme mouth while an utterance plays, else the analysed audio.
 
+<<<<<<< HEAD
     `lag_s()`: how much later the viewers hear the voice than they see a frame made now (the audio path is
     slower than the video's); the mouth drawn at `t` is the one of `t - lag`, so both arrive together."""
 
     def __init__(self, speaker: Speaker, audio: object, lag_s: Callable[[], float] | None = None) -> None:
+=======
+    def __init__(self, speaker: Speaker, audio: MouthSource) -> None:
+>>>>>>> wip-mypy2
         self.speaker = speaker
         self.audio = audio
         self.lag_s = lag_s or (lambda: 0.0)
@@ -204,4 +212,4 @@ class SessionMouth:
         shape = self.speaker.mouth_at(t)
         if shape is not None:
             return shape
-        return self.audio.mouth_at(t)  # type: ignore[attr-defined,no-any-return]
+        return self.audio.mouth_at(t)

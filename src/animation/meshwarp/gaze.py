@@ -54,11 +54,11 @@ class GazeLayer:
             width = float(np.linalg.norm(lm[corners[0], :2] - lm[corners[1], :2]))
             self.eyes.append(_Eye(ring, corners, c, max(r, 1.0), width, lm[list(corners), :2].copy()))
             hole = np.zeros(image.shape[:2], np.uint8)
-            cv2.circle(hole, (int(round(c[0] * 4)), int(round(c[1] * 4))), int(round((r + 1.0) * 4)), 255, -1, cv2.LINE_AA, shift=2)
+            cv2.circle(hole, (int(round(c[0] * 4)), int(round(c[1] * 4))), int(round((r + 1.0) * 4)), (255,), -1, cv2.LINE_AA, shift=2)
             filled = cv2.inpaint(clean, hole, 3, cv2.INPAINT_TELEA).astype(np.float32)
             # Half the white of this eye (its brighter half): the inpainting alone drags lashes into the white.
             opening = np.zeros(image.shape[:2], np.uint8)
-            cv2.fillPoly(opening, [np.round(lm[ring, :2]).astype(np.int32)], 255)
+            cv2.fillPoly(opening, [np.round(lm[ring, :2]).astype(np.int32)], (255,))
             px = image[(opening > 0) & (hole == 0)].astype(np.float32)
             if len(px) >= 4:
                 grey = px.mean(axis=1)
@@ -118,10 +118,10 @@ class GazeLayer:
             m_iris = m_roi.copy()
             m_iris[:, 2] -= m[:, :2] @ s
             iris = cv2.warpAffine(self.source, m_iris, size, flags=flags, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            ia = cv2.warpAffine(self.iris_alpha, m_iris, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)[..., None]
+            ia: np.ndarray = cv2.warpAffine(self.iris_alpha, m_iris, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)[..., None]
             eye = eye * (1 - ia) + iris * ia
             mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+            cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
             a = mask.astype(np.float32)[..., None] / 255.0
             roi = out[y0:y1, x0:x1].astype(np.float32)
             out[y0:y1, x0:x1] = (roi * (1 - a) + eye * a + 0.5).astype(np.uint8)

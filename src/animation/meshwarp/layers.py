@@ -173,7 +173,7 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     """Layers of a prepared avatar image (S x S BGR) with its 478 landmarks in the same pixels.
 
     `person` and `hands` (soft masks) are computed with MediaPipe when not given."""
-    shape = image.shape[:2]
+    shape = (image.shape[0], image.shape[1])
     lm = np.asarray(lm, np.float32)
     note = None
     center = lm[FACE_OVAL, :2].mean(axis=0)
@@ -187,7 +187,7 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     # Bits of the person outside the head region that do not reach the body (a tuft of hair beyond the
     # region's sides): they belong to the head, else they would stay behind as flecks when it moves.
     n, labels = cv2.connectedComponents(((person > 0.5) & ~region).astype(np.uint8), connectivity=8)
-    body = np.ones(shape, np.float32)
+    body: np.ndarray = np.ones(shape, np.float32)
     if n > 1:
         body_labels = np.unique(labels[(v > cut_v) & (labels > 0)])
         body_labels = body_labels[body_labels > 0]

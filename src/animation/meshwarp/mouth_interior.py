@@ -51,7 +51,7 @@ def face_light(image: np.ndarray, landmarks: np.ndarray, lip_bgr: np.ndarray) ->
     left, right = mean_at(_CHEEKS[0]), mean_at(_CHEEKS[1])
     level = float(np.clip((left + right) / 2 / 175.0, 0.45, 1.25))
     side = float(np.clip((right - left) / max(left + right, 1.0) * 4.0, -1.0, 1.0))
-    return FaceLight(level, side, tuple(float(c) for c in lip_bgr))
+    return FaceLight(level, side, (float(lip_bgr[0]), float(lip_bgr[1]), float(lip_bgr[2])))
 
 
 def _contour_y(xs: np.ndarray, contour: np.ndarray) -> np.ndarray:
@@ -72,7 +72,7 @@ def own_teeth(source: np.ndarray, src_upper: np.ndarray, src_lower: np.ndarray) 
     """Whether the portrait shows its own teeth: bright, unsaturated pixels fill a good part of its lip opening."""
     ring = np.vstack([src_upper, src_lower[::-1]]).astype(np.float32)
     mask = np.zeros(source.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [np.round(ring * 4).astype(np.int32)], 255, cv2.LINE_8, shift=2)
+    cv2.fillPoly(mask, [np.round(ring * 4).astype(np.int32)], (255,), cv2.LINE_8, shift=2)
     inside = mask > 0
     if inside.sum() < 12:
         return False
@@ -98,7 +98,7 @@ def paint_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nd
         return
     h, w = y1 - y0, x1 - x0
     mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+    cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
     xs = np.arange(x0, x1, dtype=np.float32)
     yu = _contour_y(xs, dst_upper)[None, :]
     yl = _contour_y(xs, dst_lower)[None, :]

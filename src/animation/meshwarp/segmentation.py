@@ -61,14 +61,14 @@ def hand_masks(image: np.ndarray, max_hands: int = 2) -> np.ndarray:
     import mediapipe as mp
 
     h, w = image.shape[:2]
-    out = np.zeros((h, w), np.uint8)
+    out: np.ndarray = np.zeros((h, w), np.uint8)
     with quiet_stderr(), mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands,
                                                   min_detection_confidence=0.5) as hands:
         res = hands.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
     for hand in res.multi_hand_landmarks or []:
         pts = np.array([(p.x * w, p.y * h) for p in hand.landmark], np.float32)
         hull = cv2.convexHull(pts.astype(np.int32))
-        cv2.fillConvexPoly(out, hull, 255)
+        cv2.fillConvexPoly(out, hull, (255,))
         size = float(max(np.ptp(pts[:, 0]), np.ptp(pts[:, 1])))
         r = max(int(0.2 * size), 2)
         out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))

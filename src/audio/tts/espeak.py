@@ -197,7 +197,7 @@ def _events_to_timings(text: str, events: list[tuple[int, int, int, int, str]], 
     ph_raw = [(max(0, s), sym) for typ, s, _, _, sym in events if typ == EV_PHONEME and not sym.startswith("(")]
     phonemes: list[PhonemeEvent] = []
     for k, (s, sym) in enumerate(ph_raw):
-        e = ph_raw[k + 1][0] if k + 1 < len(ph_raw) else max(end_sample, s)
+        e: float = ph_raw[k + 1][0] if k + 1 < len(ph_raw) else max(end_sample, s)
         if e > s:
             phonemes.append(PhonemeEvent(s / rate, e / rate, sym))
     chars = text  # positions count characters, 1-based
