@@ -195,14 +195,10 @@ class Speaker:
 class SessionMouth:
     """The pipeline's mouth source: the TTS phoneme mouth while an utterance plays, else the analysed audio.
 
-<<<<<<< HEAD
     `lag_s()`: how much later the viewers hear the voice than they see a frame made now (the audio path is
     slower than the video's); the mouth drawn at `t` is the one of `t - lag`, so both arrive together."""
 
-    def __init__(self, speaker: Speaker, audio: object, lag_s: Callable[[], float] | None = None) -> None:
-=======
-    def __init__(self, speaker: Speaker, audio: MouthSource) -> None:
->>>>>>> wip-mypy2
+    def __init__(self, speaker: Speaker, audio: MouthSource, lag_s: Callable[[], float] | None = None) -> None:
         self.speaker = speaker
         self.audio = audio
         self.lag_s = lag_s or (lambda: 0.0)
