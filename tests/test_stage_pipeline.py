@@ -94,6 +94,7 @@ class TappedCapture(CaptureSource):
         self.live = inner.live
         self.stamps: dict[int, float] = {}
         self.corrupt_at = corrupt_at
+        self.corrupted = 0  # corrupt frames handed out
 
     def read(self) -> VideoFrame | None:
         f = self.inner.read()
@@ -101,6 +102,7 @@ class TappedCapture(CaptureSource):
             return None
         if f.index == self.corrupt_at:
             f = VideoFrame(image=np.zeros((0, 7), np.uint8), capture_ts=f.capture_ts, index=f.index)
+            self.corrupted += 1
         self.stamps[f.index] = f.capture_ts
         return f
 
@@ -414,7 +416,9 @@ def test_a_corrupt_frame_is_counted(make_config, live_video) -> None:
     time.sleep(0.5)
     pipe.stop()
     snap = pipe.metrics.snapshot()
-    assert snap["landmarks"]["skipped"] + snap["landmarks"]["errors"] + snap["capture"]["skipped"] >= 1
+    # the landmark stage skips it and counts it as skipped: not an error, and capture delivered it
+    assert 1 <= snap["landmarks"]["skipped"] <= cap.corrupted
+    assert snap["landmarks"]["errors"] == 0 and snap["capture"]["skipped"] == 0
 
 
 def test_frames_without_a_face_go_to_idle(make_config, portrait_animator, noface_video: Path) -> None:
