@@ -18,6 +18,7 @@ from src.pipeline import LivePipeline, StageThread
 from src.pipeline.metrics import StageMetrics
 from src.pipeline.ring_buffer import RingBuffer
 from src.pipeline.stage import EndOfStream
+from tests.support.waiting import wait_until
 
 OUR_THREADS = {"capture", "landmarks", "animate"}
 
@@ -110,15 +111,6 @@ class TappedCapture(CaptureSource):
         self.inner.close()
 
 
-def _wait_for(pred, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _ours_alive(extra: set[str] = frozenset()) -> list[str]:
     names = OUR_THREADS | set(extra)
     return [t.name for t in threading.enumerate() if t.name in names or t.name.startswith("output:")]
@@ -135,7 +127,7 @@ def live_video(make_config, face_video: Path):
 @pytest.fixture(autouse=True)
 def _no_threads_left_behind():
     yield
-    assert _wait_for(lambda: not _ours_alive(), 3.0), f"threads left running: {_ours_alive()}"
+    assert wait_until(lambda: not _ours_alive(), 3.0), f"threads left running: {_ours_alive()}"
 
 
 # -- threads and stopping -----------------------------------------------------------------------------------------
@@ -146,7 +138,7 @@ def test_one_named_thread_per_stage_and_stop_joins_them_all(make_config, live_vi
     pipe = LivePipeline(make_config(), ConstAnimator(make_config()), [rec], capture=live_video)
     pipe.start()
     try:
-        assert _wait_for(lambda: len(rec.frames) >= 5)
+        assert wait_until(lambda: len(rec.frames) >= 5, 20.0)
         names = {t.name for t in threading.enumerate()}
         assert {"capture", "landmarks", "animate", "output:rec"} <= names
         assert rec.thread_names == {"output:rec"}
@@ -413,7 +405,7 @@ def test_a_corrupt_frame_is_counted(make_config, live_video) -> None:
     rec = Recorder("rec", realtime=False)
     pipe = LivePipeline(make_config(), ConstAnimator(make_config()), [rec], capture=cap)
     pipe.start()
-    assert _wait_for(lambda: 6 in cap.stamps and len(rec.frames) > 0)
+    assert wait_until(lambda: 6 in cap.stamps and len(rec.frames) > 0, 20.0)
     time.sleep(0.5)
     pipe.stop()
     snap = pipe.metrics.snapshot()
@@ -464,13 +456,13 @@ def test_controls_reset_neutral_and_toggle_motion_mode(make_config, live_video) 
     pipe.start()
     try:
         ext = pipe.animate.motion
-        assert _wait_for(lambda: ext.has_neutral)
+        assert wait_until(lambda: ext.has_neutral, 20.0)
         before = ext.neutral
         pipe.controls.reset_neutral()
-        assert _wait_for(lambda: ext.neutral is not before and ext.has_neutral)
+        assert wait_until(lambda: ext.neutral is not before and ext.has_neutral, 20.0)
         assert pipe.controls.toggle_motion_mode() == "absolute" and cfg.animation.motion_mode == "absolute"
         assert pipe.controls.toggle_motion_mode() == "relative"
-        assert _wait_for(lambda: pipe.controls.ready())
+        assert wait_until(lambda: pipe.controls.ready(), 20.0)
     finally:
         assert pipe.stop() == []
 
@@ -497,10 +489,10 @@ def test_an_audio_onset_renders_at_once_instead_of_at_the_next_tick(make_config,
     pipe = LivePipeline(cfg, ConstAnimator(cfg), [rec], mouth=mouth)
     pipe.start()
     try:
-        assert _wait_for(lambda: len(rec.frames) >= 2)  # the cadence is running
+        assert wait_until(lambda: len(rec.frames) >= 2, 20.0)  # the cadence is running
         onset = rec.arrived[-1] + after_tick_s  # just after (or well after) a tick
         mouth.open_at = onset
-        assert _wait_for(lambda: any(t >= onset for t in rec.arrived), timeout=2.0)
+        assert wait_until(lambda: any(t >= onset for t in rec.arrived), 2.0)
         first_open = min(t for t in rec.arrived if t >= onset)
         assert first_open - onset < 0.2, f"shown {1000 * (first_open - onset):.0f} ms after the onset"
         shown = [f for f, t in zip(rec.frames, rec.arrived, strict=True) if t >= onset]

@@ -22,6 +22,7 @@ from src.config import load_config
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.shared_encoder import SharedPacketTrack
 from src.output.webrtc.tracks import HubVideoTrack
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}"),
@@ -31,15 +32,6 @@ pytestmark = [
 
 def frames_decoded(page: Any) -> int:
     return int(page.evaluate("puppetcam.stats.length ? puppetcam.stats[puppetcam.stats.length - 1].framesDecoded : 0"))
-
-
-def wait_until(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def find_faces(image_bgr: np.ndarray) -> int:
