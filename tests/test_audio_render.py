@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -14,7 +15,7 @@ import pytest
 
 from scripts.bench_audio import PHRASES, burst_signal, lip_sync_timing, make_speech_with_pauses, truth_regions, write_wav
 from src.audio import AudioFileMux, decode_audio, file_mouth_track
-from src.config import AppConfig, load_config
+from src.config import AppConfig
 from src.frames import MouthShape, RenderedFrame
 from src.output.file_output import FileOutput
 
@@ -22,10 +23,8 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="nee
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> AppConfig:
-    cfg = load_config()
-    cfg.audio.voice_profile = str(tmp_path / "no_profile.json")
-    return cfg
+def config(make_config: Callable[..., AppConfig], tmp_path: Path) -> AppConfig:
+    return make_config(f"audio.voice_profile={tmp_path / 'no_profile.json'}", size=512)
 
 
 @needs_espeak

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +26,15 @@ from scripts.make_vowel_templates import (
 from src.audio import VowelTemplates, calibrate_voice, load_templates
 from src.audio.cli import add_calibrate_voice_parser, cmd_calibrate_voice
 from src.audio.vowels import VOWELS
-from src.config import AppConfig, load_config
+from src.config import AppConfig
 from src.errors import ConfigError, UserError
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> AppConfig:
-    cfg = load_config()
-    cfg.audio.voice_profile = str(tmp_path / "profile.json")
-    return cfg
+def config(make_config: Callable[..., AppConfig], tmp_path: Path) -> AppConfig:
+    return make_config(f"audio.voice_profile={tmp_path / 'profile.json'}", size=512)
 
 
 def test_shipped_templates_are_what_the_script_builds() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scripts.bench_outputs import SyntheticFrameSource, bench_vcam
-from src.config import AppConfig, load_config
+from src.config import AppConfig
 from src.errors import OutputError, UserError
 from src.frames import RenderedFrame
 from src.output import OUTPUTS, create_output
@@ -25,8 +26,19 @@ from src.output.vcam import (
 HAS_LOOPBACK = any(Path("/sys/devices/virtual/video4linux").glob("video*"))
 
 
-def cfg_for(backend: str, *extra: str) -> AppConfig:
-    return load_config(overrides=[f"output.vcam.backend={backend}", *extra])
+_make_config: Callable[..., AppConfig] | None = None
+
+
+@pytest.fixture(autouse=True)
+def _conftest_config(make_config: Callable[..., AppConfig]) -> None:
+    global _make_config
+    _make_config = make_config
+
+
+def cfg_for(backend: str | None, *extra: str) -> AppConfig:
+    """conftest's make_config (its temporary cache) at the configured 512 px, with that camera backend."""
+    assert _make_config is not None
+    return _make_config(*([f"output.vcam.backend={backend}"] if backend else []), *extra, size=512)
 
 
 def run(out: VirtualCameraOutput, seconds: float, fps: float = 30.0) -> SyntheticFrameSource:
@@ -42,7 +54,7 @@ def sender_threads() -> list[str]:
 
 @pytest.mark.skipif(HAS_LOOPBACK, reason="a v4l2loopback device exists here; the no-camera message cannot be shown")
 def test_no_virtual_camera_gives_the_platform_fix() -> None:
-    out = create_output("vcam", load_config())
+    out = create_output("vcam", cfg_for(None))
     with pytest.raises(OutputError) as err:
         out.open(512, 512, 30)
     msg = str(err.value)
