@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from scripts.bench_audio import have_espeak  # noqa: E402
 from src.audio.analysis import FrameAnalyzer, VoiceActivityDetector  # noqa: E402
 from src.audio.file_source import decode_audio  # noqa: E402
 from src.audio.vowels import VOWELS, VowelTemplates  # noqa: E402
@@ -38,10 +38,6 @@ BUILD_VOICES = ("en-us", "en-us+f3", "en-gb", "en-us+m3", "en-gb-x-rp", "en-029"
 EVAL_VOICES = ("en-us+f5", "en-gb-scotland", "en-gb-x-gbclan", "en+klatt", "en-us+f2", "en-gb-x-gbcwmd")
 DEFAULT_OUT = ROOT / "assets" / "voice" / "vowel_templates.json"
 TRIM = 0.15  # share of voiced frames dropped at each end (onset and offset transitions)
-
-
-def have_espeak() -> bool:
-    return shutil.which("espeak-ng") is not None
 
 
 def synth_phoneme(phoneme: str, voice: str, path: Path, hold: int = 6, speed_wpm: int = 80) -> Path:

@@ -3,7 +3,6 @@ room noise at -40 dBFS and keyboard clicks leave it closed. Driven by real files
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,9 +14,9 @@ from scripts.bench_audio import PHRASES, make_speech_with_pauses, truth_regions,
 from src.audio import AudioDriver
 from src.audio.blocks import AudioBlock
 from src.config import AppConfig
+from tests.support.speech import needs_espeak
 
 SR = 16000
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 
 @pytest.fixture

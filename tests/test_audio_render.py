@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from src.audio import AudioFileMux, decode_audio, file_mouth_track
 from src.config import AppConfig
 from src.frames import MouthShape, RenderedFrame
 from src.output.file_output import FileOutput
-
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+from tests.support.speech import needs_espeak
 
 
 @pytest.fixture

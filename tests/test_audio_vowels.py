@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from src.audio.cli import add_calibrate_voice_parser, cmd_calibrate_voice
 from src.audio.vowels import VOWELS
 from src.config import AppConfig
 from src.errors import ConfigError, UserError
+from tests.support.speech import needs_espeak
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+pytestmark = needs_espeak
 
 
 @pytest.fixture
