@@ -1,5 +1,6 @@
 """The microphone path: a real PortAudio stream recording a PulseAudio virtual mic, device selection
-errors, and a microphone that dies mid-stream (a fault double) while the driver keeps going."""
+errors, a microphone that dies mid-stream (PortAudio faked under sounddevice, tests/support/fake_portaudio.py)
+while the driver keeps going, and the capture ring overflowing."""
 
 from __future__ import annotations
 
