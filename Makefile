@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: setup setup-test demo demo-render serve test bench lint clean
+.PHONY: setup setup-test demo demo-render serve test bench mutation-check lint clean
 
 setup: $(VENV)/.runtime-installed
 
@@ -48,6 +48,10 @@ test: setup-test
 
 bench: setup-test
 	$(PY) scripts/benchmark.py
+
+# Does the suite notice broken central behaviours? One mutation at a time on a scratch copy (a few minutes).
+mutation-check: setup-test
+	$(PY) scripts/mutation_check.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache .mypy_cache

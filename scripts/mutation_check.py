@@ -39,14 +39,14 @@ class Mutation:
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "mouth weight zeroed",
-        "src/animation/motion_mixer.py",
+        "src/animation/motion/mixer.py",
         "            out.mouth = audio_mouth\n            out.mouth_weight = 1.0\n",
         "            out.mouth = audio_mouth\n            out.mouth_weight = 0.0\n",
         ("tests/test_audio_to_pixels.py",),
     ),
     Mutation(
         "ring order reversed",
-        "src/pipeline/ring_buffer.py",
+        "src/core/runtime/ring_buffer.py",
         "            else:\n                item = self._items.popleft()\n",
         "            else:\n                item = self._items.pop()\n",
         ("tests/test_ring_buffer.py",),
@@ -69,28 +69,28 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "mic overflow drops the newest audio",
-        "src/audio/mic.py",
+        "src/audio/io/mic.py",
         "                old = self._raw.popleft()\n",
         "                old = self._raw.pop()\n",
         ("tests/test_audio_mic.py::test_ring_overflow_drops_the_oldest_audio_and_counts_it",),
     ),
     Mutation(
         "idle blink never fires",
-        "src/animation/idle.py",
+        "src/animation/motion/idle.py",
         "        if self._blink_start is None and t >= self._next_blink:\n",
         "        if False:\n",
         ("tests/test_idle_motion.py",),
     ),
     Mutation(
         "A/V mux offset by 100 ms (render)",
-        "src/audio/mux.py",
+        "src/output/audio_mux.py",
         "            frame.pts = self._samples\n",
         "            frame.pts = self._samples + self.rate_hz // 10\n",
         ("tests/test_audio_render.py::test_rendered_mp4_carries_the_audio_in_sync",),
     ),
     Mutation(
         "A/V mux offset by 100 ms (live)",
-        "src/output/live_audio_mux.py",
+        "src/output/audio_mux.py",
         "            start = int(round((ts - t0) * RATE_HZ))\n",
         "            start = int(round((ts - t0) * RATE_HZ)) + RATE_HZ // 10\n",
         ("tests/test_live_audio_mux.py",),
@@ -106,7 +106,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "face-lost timeout ignored",
-        "src/animation/motion_mixer.py",
+        "src/animation/motion/mixer.py",
         "and t - self._last_face_t < lost_s:\n",
         "and True:\n",
         ("tests/test_idle_motion.py",),

@@ -3,7 +3,6 @@ room noise at -40 dBFS and keyboard clicks leave it closed. Driven by real files
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,17 +13,15 @@ from scipy.signal import butter, lfilter
 from src.audio import AudioDriver
 from src.audio.io.blocks import AudioBlock
 from src.bench.audio import PHRASES, make_speech_with_pauses, truth_regions, write_wav
-from src.core.config import AppConfig, load_config
+from src.core.config import AppConfig
+from tests.support.speech import needs_espeak
 
 SR = 16000
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> AppConfig:
-    cfg = load_config()
-    cfg.audio.voice_profile = str(tmp_path / "no_profile.json")  # the shipped templates, whatever this machine has
-    return cfg
+def config(make_config: Callable[..., AppConfig], tmp_path: Path) -> AppConfig:
+    return make_config(f"audio.voice_profile={tmp_path / 'no_profile.json'}", size=512)
 
 
 def live_open(path: Path, config: AppConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -1,10 +1,10 @@
 """The microphone path: a real PortAudio stream recording a PulseAudio virtual mic, device selection
-errors, and a microphone that dies mid-stream (a fault double) while the driver keeps going."""
+errors, a microphone that dies mid-stream (PortAudio faked under sounddevice, tests/support/fake_portaudio.py)
+while the driver keeps going, and the capture ring overflowing."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +21,7 @@ from src.audio.io.mic import RESYNC_S, MicCapture, StampTimeline
 from src.bench.audio import OnsetDetector, burst_signal, make_speech_with_pauses, measure_audio_latency, write_wav
 from src.core.config import AppConfig
 from tests.support.fake_portaudio import FAKE_DEVICE, FakePortAudio
+from tests.support.speech import needs_espeak
 from tests.support.vmic import VirtualMic, VirtualMicUnavailable
 
 
@@ -50,9 +51,8 @@ def _wait_for_audio(driver: AudioDriver, timeout: float = 10.0) -> None:
 
 
 @pytest.mark.slow
+@needs_espeak
 def test_speech_through_the_real_microphone_path(vmic: VirtualMic, tmp_path: Path, config: AppConfig) -> None:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("needs espeak-ng")
     path, _, _ = make_speech_with_pauses(tmp_path, ["Hello there, how are you?", "Fine, thank you."], gap_s=1.0, lead_s=0.5)
     driver = AudioDriver("mic", config)
     blocks: list[AudioBlock] = []
@@ -270,10 +270,9 @@ def test_write_wav_roundtrip(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@needs_espeak
 def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, config: AppConfig) -> None:
     """The prompts drive a 'user' (espeak-ng vowels played into the virtual mic when asked)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("needs espeak-ng")
     from src.audio import VowelTemplates, calibrate_voice
     from src.audio.lipsync.vowels import VOWELS
     from src.bench.vowel_templates import synth_vowel

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -14,19 +14,16 @@ import pytest
 
 from src.audio import decode_audio, file_mouth_track
 from src.bench.audio import PHRASES, burst_signal, lip_sync_timing, make_speech_with_pauses, truth_regions, write_wav
-from src.core.config import AppConfig, load_config
+from src.core.config import AppConfig
 from src.core.frames import MouthShape, RenderedFrame
 from src.output.audio_mux import AudioFileMux
 from src.output.file_output import FileOutput
-
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+from tests.support.speech import needs_espeak
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> AppConfig:
-    cfg = load_config()
-    cfg.audio.voice_profile = str(tmp_path / "no_profile.json")
-    return cfg
+def config(make_config: Callable[..., AppConfig], tmp_path: Path) -> AppConfig:
+    return make_config(f"audio.voice_profile={tmp_path / 'no_profile.json'}", size=512)
 
 
 @needs_espeak

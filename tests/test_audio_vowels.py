@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +25,16 @@ from src.bench.vowel_templates import (
     synth_phoneme,
     synth_vowel,
 )
-from src.core.config import AppConfig, load_config
+from src.core.config import AppConfig
 from src.core.errors import ConfigError, UserError
+from tests.support.speech import needs_espeak
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+pytestmark = needs_espeak
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> AppConfig:
-    cfg = load_config()
-    cfg.audio.voice_profile = str(tmp_path / "profile.json")
-    return cfg
+def config(make_config: Callable[..., AppConfig], tmp_path: Path) -> AppConfig:
+    return make_config(f"audio.voice_profile={tmp_path / 'profile.json'}", size=512)
 
 
 def test_shipped_templates_are_what_the_script_builds() -> None:

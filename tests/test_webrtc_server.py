@@ -10,13 +10,14 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
-from src.core.config import AppConfig, load_config
+from src.core.config import AppConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
 from src.core.runtime.metrics import PipelineMetrics
@@ -64,8 +65,19 @@ def webrtc_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("webrtc")]
 
 
+_make_config: Callable[..., AppConfig] | None = None
+
+
+@pytest.fixture(autouse=True)
+def _conftest_config(make_config: Callable[..., AppConfig]) -> None:
+    global _make_config
+    _make_config = make_config
+
+
 def config(*overrides: str) -> AppConfig:
-    return load_config(overrides=list(overrides))
+    """conftest's make_config (its temporary cache), at the configured 512 px output."""
+    assert _make_config is not None
+    return _make_config(*overrides, size=512)
 
 
 @pytest.fixture
