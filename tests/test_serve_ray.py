@@ -77,3 +77,64 @@ def test_sessions_spread_and_come_back_after_node_loss(cluster: Any, ray_server:
     finally:
         for b in made:
             http("DELETE", f"{ray_server.base}/api/sessions/{b['id']}", token=b["token"])
+
+
+# -- the serve API contract, against the ray engine (the same tests as tests/test_serve_api.py) ----------
+
+from tests.test_serve_api import (  # noqa: E402
+    test_bad_create_fields,
+    test_bad_offers,
+    test_bad_portraits,
+    test_bad_say_requests,
+    test_bad_websocket_audio_is_closed_with_a_reason,
+    test_health_ready_and_metrics,
+    test_json_create_and_form_body_limits,
+    test_max_sessions_is_503_with_retry_after,
+    test_openapi_document,
+    test_portrait_without_a_face_is_422_with_the_cli_advice,
+    test_tokens_missing_and_wrong,
+    test_unknown_session_and_route,
+    test_uploaded_portrait_makes_a_session,
+    text_session,
+)
+
+CONTRACT = [test_bad_create_fields, test_bad_offers, test_bad_portraits, test_bad_say_requests,
+            test_bad_websocket_audio_is_closed_with_a_reason, test_health_ready_and_metrics,
+            test_json_create_and_form_body_limits, test_max_sessions_is_503_with_retry_after, test_openapi_document,
+            test_portrait_without_a_face_is_422_with_the_cli_advice, test_tokens_missing_and_wrong,
+            test_unknown_session_and_route, test_uploaded_portrait_makes_a_session, text_session]
+
+
+@pytest.fixture(scope="module")
+def server(cluster: Any, make_config: Any) -> Iterator[ServeServer]:
+    """The contract tests' server (same settings as tests/test_serve_api.py), on the ray engine."""
+    from src.serve.ray_engine import RayEngine
+
+    cfg = make_config("serve.max_sessions=2", "serve.session_cpu_cores=0.01", "serve.max_upload_bytes=2000000",
+                      "serve.ray.session_num_cpus=1")
+    engine = RayEngine(cfg)
+    with ServeServer(cfg, engine, admission=engine.admission) as srv:
+        yield srv
+
+
+def test_no_room_in_the_cluster_is_503(cluster: Any, make_config: Any) -> None:
+    import ray
+
+    from src.serve.ray_engine import RayEngine
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]  # each node has 4 CPUs; a session asking for 4 fills one
+    cfg = make_config("serve.max_sessions=10", "serve.ray.session_num_cpus=4")
+    engine = RayEngine(cfg)
+    made = []
+    with ServeServer(cfg, engine, admission=engine.admission) as srv:
+        try:
+            for _ in nodes:
+                status, _, body = create(srv.base, driver="none", output_size_px="128")
+                assert status == 201, body
+                made.append(body)
+            assert wait_for(lambda: engine.free_cpus() < 4, 10)
+            status, headers, body = create(srv.base, driver="none")
+            assert status == 503 and "session_num_cpus" in body["error"] and int(headers["Retry-After"]) > 0
+        finally:
+            for b in made:
+                http("DELETE", f"{srv.base}/api/sessions/{b['id']}", token=b["token"])

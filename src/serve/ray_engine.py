@@ -104,6 +104,7 @@ class SessionActor:
         self.restarted = bool(ctx.was_current_actor_reconstructed)
         self.error: tuple[str, str, str, int] | None = None
         self._tmp: str | None = None
+        front_path = spec.portrait
         if portrait is not None:  # this node may not share a disk with the front server
             fd, self._tmp = tempfile.mkstemp(prefix=f"puppetcam-{session_id}-", suffix=suffix)
             with os.fdopen(fd, "wb") as f:
@@ -119,7 +120,10 @@ class SessionActor:
                 self.session.shared_models = share_through_serve(self.session.animator, config)
             self.session.start()
         except Exception as exc:  # noqa: BLE001 - reported by ready(), the engine turns it into an HTTP error
-            self.error = encode_error(exc)
+            module, name, message, status = encode_error(exc)
+            if self._tmp is not None:  # name the front server's file, as the local engine does
+                message = message.replace(self._tmp, front_path)
+            self.error = (module, name, message, status)
             self.session.stop("failed to start")
         if self.restarted:
             log.warning("session %s re-created on node %s", session_id, self.node_id[:8])
