@@ -138,3 +138,46 @@ def test_no_room_in_the_cluster_is_503(cluster: Any, make_config: Any) -> None:
         finally:
             for b in made:
                 http("DELETE", f"{srv.base}/api/sessions/{b['id']}", token=b["token"])
+
+
+def test_lipsync_sessions_batch_through_the_serve_deployment(cluster: Any, make_config: Any, tmp_path: Any) -> None:
+    """Three `lipsync-unet` sessions (actors) speaking at once: one Ray Serve U-Net deployment batches their frames."""
+    pytest.importorskip("torch", reason="torch (requirements-train.txt) is needed to export the test U-Net")
+    from pathlib import Path
+
+    from src.serve.ray_engine import RayEngine
+    from src.training.lipsync_unet.export import export_unet
+    from tests.test_lipsync_unet_runtime import bench_module, espeak
+
+    unet = tmp_path / "unet160.onnx"
+    export_unet(unet, None, size=160)  # random weights: the batching is what is measured
+    audio = espeak("Hello there, open wide and say papa.", tmp_path / "s.wav")
+    video = tmp_path / "talking.mp4"
+    bench_module().make_talking_video(video, Path(__file__).resolve().parent.parent / "assets" / "portrait.png", audio,
+                                      15.0, size=256)
+    cfg = make_config("animation.onnx.provider=cpu", "animation.onnx.warmup_runs=1", f"animation.lipsync_unet.onnx_path={unet}",
+                      f"animation.lipsync_unet.template={video}", "pipeline.fps=15", "serve.ray.session_num_cpus=0.5")
+    engine = RayEngine(cfg)
+    with ServeServer(cfg, engine, admission=engine.admission) as srv:
+        made = []
+        try:
+            for _ in range(3):
+                status, _, body = create(srv.base, driver="text", animator="lipsync-unet")
+                assert status == 201, body
+                made.append(body)
+            for s in made:
+                http("POST", f"{srv.base}/api/sessions/{s['id']}/say", {"text": "Open wide and say papa, again and again."},
+                     token=s["token"])
+
+            def batched() -> bool:
+                return any(k >= 2 for k in engine.batch_sizes().get("lipsync_unet", {}))
+
+            assert wait_for(batched, 30, interval=0.5), engine.batch_sizes()
+            assert 'puppetcam_serve_batches_total{animator="lipsync_unet"' in http("GET", f"{srv.base}/metrics")[2]
+            for s in made:
+                status, _, info = http("GET", f"{srv.base}/api/sessions/{s['id']}", token=s["token"])
+                assert status == 200 and info["state"] == "running" and info["frames"] > 0
+            print("\nbatch sizes formed by the Serve deployment:", engine.batch_sizes())
+        finally:
+            for b in made:
+                http("DELETE", f"{srv.base}/api/sessions/{b['id']}", token=b["token"])

@@ -344,9 +344,14 @@ class RayEngine:
         return True
 
     def batch_sizes(self) -> dict[str, dict[int, int]]:
+        """Rows per Serve batch -> batches, per model (for /metrics). Asked from a plain thread: Serve's
+        handles refuse blocking calls on an event loop, and /metrics is called on one."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from src.serve.ray_deploy import deployment_batch_sizes
 
-        return deployment_batch_sizes()
+        with ThreadPoolExecutor(1, thread_name_prefix="ray-batch-sizes") as pool:
+            return pool.submit(deployment_batch_sizes).result(timeout=10)
 
     def close(self) -> None:
         for h in self.list():
