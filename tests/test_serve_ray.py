@@ -125,6 +125,8 @@ def test_no_room_in_the_cluster_is_503(cluster: Any, make_config: Any) -> None:
     nodes = [n for n in ray.nodes() if n["Alive"]]  # each node has 4 CPUs; a session asking for 4 fills one
     cfg = make_config("serve.max_sessions=10", "serve.ray.session_num_cpus=4")
     engine = RayEngine(cfg)
+    # the earlier tests' actors give their CPUs back shortly after they end
+    assert wait_for(lambda: engine.free_cpus() >= 4 * len(nodes), 30), ray.available_resources()
     made = []
     with ServeServer(cfg, engine, admission=engine.admission) as srv:
         try:

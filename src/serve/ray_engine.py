@@ -340,7 +340,12 @@ class RayEngine:
             ray.get(handle.actor.stop.remote(reason), timeout=CALL_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - the actor goes either way
             log.debug("session %s did not stop cleanly: %s", session_id, exc)
+        before = float(ray.available_resources().get("CPU", 0.0))
         ray.kill(handle.actor, no_restart=True)
+        # DELETE frees everything: wait (briefly) until the cluster shows the CPUs back, so admission sees them
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and float(ray.available_resources().get("CPU", 0.0)) < before + self.num_cpus - 1e-6:
+            time.sleep(0.05)
         return True
 
     def batch_sizes(self) -> dict[str, dict[int, int]]:
