@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("ray", reason="Ray is optional: pip install -r requirements-ray.txt")
 
-from tests.ray_support import kill_node, two_node_cluster
+from src.bench.ray_cluster import kill_node, two_node_cluster
 from tests.serve_support import ServeServer, create, http, view, wait_for
 
 

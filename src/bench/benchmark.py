@@ -515,7 +515,7 @@ def plot(report: dict[str, Any], latencies: list[float], path: Path) -> None:
 def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
     if args.serve:
-        name = "serve"
+        name = "serve_ray" if args.engine == "ray" else "serve"
     elif args.cpu:
         name = "cpu"
     elif args.lipsync:
@@ -571,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
                     "frame in Chromium, say to first audio, concurrent browser sessions (up to --sessions), create/delete "
                     "cycles; only that is measured")
     ap.add_argument("--sessions", type=int, default=4, help="most concurrent browser sessions tried by --serve")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local", help="with --serve: ray measures the ray engine "
+                    "on a two-node loopback cluster (src/bench/serve_ray.py): added latency vs local, Serve batches of "
+                    "--unet-sessions lipsync-unet 160 sessions, node-loss recovery")
+    ap.add_argument("--unet-sessions", type=int, default=8, help="--serve --engine ray: lipsync-unet sessions batched (0: skip)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     args = ap.parse_args(argv)
@@ -590,7 +594,13 @@ def main(argv: list[str] | None = None) -> int:
         "output_size_px": config.animation.output_size_px,
         "command": "python scripts/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
-    if args.serve:
+    if args.serve and args.engine == "ray":
+        from src.bench.serve_ray import measure_serve_ray
+
+        report["serve_ray"] = measure_serve_ray(config, args.sessions, min(args.duration, 10.0), args.unet_sessions)
+        args.skip = ["unpaced", "paced", "warp", "landmarks"]
+        args.audio_only = True
+    elif args.serve:
         from src.bench.serve import measure_serve
 
         report["serve"] = measure_serve(config, args.sessions, min(args.duration, 10.0))

@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on loopback for the `--engine ray` tests (ray.cluster_utils.Cluster).
+"""A real two-node Ray cluster on loopback (ray.cluster_utils.Cluster) for the `--engine ray` tests and figures.
 
 Every Ray process it starts is ended by process id (the cluster's own handles), never `ray stop`.
 """
