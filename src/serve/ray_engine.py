@@ -174,6 +174,8 @@ class RaySessionHandle:
         try:
             ok, value = ray.get(self.actor.call.remote(method, *args, **kwargs), timeout=timeout)
         except ActorDiedError as exc:
+            if not self._dead_for_good():  # a call in flight when the node died: the actor is being re-created
+                raise SessionError(f"session {self.id} is moving to another node; try again in a few seconds", 503) from None
             self.lost = f"its actor died and cannot be re-created ({str(exc).splitlines()[0]})"
             raise SessionError(f"session {self.id} ended: {self.lost}", 409) from None
         except (ActorUnavailableError, RayActorError, GetTimeoutError):
@@ -181,6 +183,15 @@ class RaySessionHandle:
         if not ok:
             raise decode_error(value)
         return value
+
+    def _dead_for_good(self) -> bool:
+        """The GCS's word: DEAD (no restarts left), not RESTARTING or ALIVE."""
+        try:
+            from ray._private.state import actors
+
+            return str(actors(actor_id=self.actor._actor_id.hex()).get("State")) == "DEAD"
+        except Exception:  # noqa: BLE001 - unknown: treat as moving; the reaper asks again
+            return False
 
     def offer(self, sdp: str, role: Literal["studio", "viewer"], remote: str = "?") -> tuple[int, dict[str, Any]]:
         return self._call("offer", sdp, role, remote)  # type: ignore[no-any-return]
