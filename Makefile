@@ -18,10 +18,11 @@ $(VENV)/.runtime-installed: requirements.txt
 
 setup-test: $(VENV)/.test-installed
 
-$(VENV)/.test-installed: $(VENV)/.runtime-installed requirements-dev.txt requirements-train.txt
+$(VENV)/.test-installed: $(VENV)/.runtime-installed requirements-dev.txt requirements-train.txt requirements-ray.txt
 	@scripts/setup_system.sh test
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install -r requirements-train.txt
+	$(PIP) install -r requirements-ray.txt
 	@touch $@
 
 # The live main job: the bundled portrait speaking the bundled speech on a loop, with idle motion,

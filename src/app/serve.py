@@ -1,4 +1,4 @@
-"""`python main.py serve [--host H] [--port P] [--max-sessions N] [--engine local]`."""
+"""`python main.py serve [--host H] [--port P] [--max-sessions N] [--engine local|ray [--ray-address A]]`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ def add_serve_parser(sub: argparse._SubParsersAction, common: Callable[[argparse
     p.add_argument("--host", help="address to bind (default: serve.host; beyond loopback an admin token is required)")
     p.add_argument("--port", type=int, help="port (default: serve.port; 0 = any free port)")
     p.add_argument("--max-sessions", type=int, help="sessions at most (default: serve.max_sessions)")
-    p.add_argument("--engine", help="where sessions run: local (default: serve.engine)")
+    p.add_argument("--engine", help="where sessions run: local or ray (default: serve.engine)")
+    p.add_argument("--ray-address", help="with --engine ray: 'auto' or HOST:PORT of a Ray cluster to join "
+                   "(default: serve.ray.address; none starts a local Ray on loopback)")
 
 
 def _apply_args(args: argparse.Namespace, config: AppConfig) -> None:
@@ -39,6 +41,10 @@ def _apply_args(args: argparse.Namespace, config: AppConfig) -> None:
         sc.max_sessions = args.max_sessions
     if args.engine is not None:
         sc.engine = args.engine
+    if getattr(args, "ray_address", None) is not None:
+        if sc.engine != "ray":
+            raise UserError(f"--ray-address {args.ray_address}: only with --engine ray")
+        sc.ray.address = args.ray_address
 
 
 def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
@@ -53,7 +59,7 @@ def cmd_serve(args: argparse.Namespace, config: AppConfig) -> int:
     engine_factory = ENGINES.get(sc.engine)  # an unknown engine is a user error naming the known ones
     admin_token, generated = resolve_admin_token(sc.host, sc.admin_token)
     engine = engine_factory(config)
-    app = create_app(config, engine, host=sc.host, admin_token=admin_token)
+    app = create_app(config, engine, host=sc.host, admin_token=admin_token, admission=getattr(engine, "admission", None))
 
     async def run() -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)

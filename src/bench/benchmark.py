@@ -529,7 +529,10 @@ def default_json(args: argparse.Namespace) -> Path:
     """One report file per kind of measurement (the names run_figures.sh gives them)."""
     kind = solo_kind(args)
     if kind is not None:
-        name = "serve_soak" if kind == "serve" and getattr(args, "soak_minutes", None) else dict(SOLO)[kind]
+        name = dict(SOLO)[kind]
+        if kind == "serve":
+            ray = getattr(args, "engine", "local") == "ray"
+            name = "serve_soak" if getattr(args, "soak_minutes", None) else "serve_ray" if ray else "serve"
     elif args.output:
         name = f"webrtc_{args.viewers}" if args.output == "webrtc" else args.output
     elif args.audio and args.audio_only:
@@ -581,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "this long, RSS and audio-vs-mouth lag at a viewer after a minute and at the end")
     ap.add_argument("--look", action="store_true", help="how the face looks (src/bench/look_sheet.py): a contact sheet PNG "
                     "and re-detected figures (faces, background vs plate, person area, mouth interior)")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local", help="with --serve: ray measures the ray engine "
+                    "on a two-node loopback cluster (src/bench/serve_ray.py): added latency vs local, Serve batches of "
+                    "--unet-sessions lipsync-unet 160 sessions, node-loss recovery")
+    ap.add_argument("--unet-sessions", type=int, default=8, help="--serve --engine ray: lipsync-unet sessions batched (0: skip)")
     ap.add_argument("--skip", action="append", default=[], choices=["unpaced", "paced", "warp", "landmarks"], help="skip a part")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     return ap
@@ -595,6 +602,10 @@ def measure_alone_or_audio(args: argparse.Namespace, config: AppConfig, driver: 
             print(f"error: --look needs the shared clip {SHARED_CLIP}", file=sys.stderr)
             raise SystemExit(2)
         report["look"] = run_look(config, SHARED_CLIP, Path(args.source), BENCH_DIR / "look")
+    elif args.serve and args.engine == "ray":
+        from src.bench.serve_ray import measure_serve_ray
+
+        report["serve_ray"] = measure_serve_ray(config, args.sessions, min(args.duration, 10.0), args.unet_sessions)
     elif args.serve:
         from src.bench.serve import measure_serve
 

@@ -267,6 +267,16 @@ class OutputConfig(Section):
     webrtc: WebRTCOutputConfig = WebRTCOutputConfig()
 
 
+class RayServeConfig(Section):
+    """`serve --engine ray`: sessions as Ray actors, neural model stages as Ray Serve deployments."""
+
+    address: str | None = None  # None: start a local Ray instance on loopback; "auto" or HOST:PORT: join
+    session_num_cpus: float = Field(0.5, gt=0, le=64)  # CPU share each session actor asks for (benchmark)
+    model_num_gpus: float = Field(0.0, ge=0, le=8)  # GPUs per model replica (0: CPU)
+    model_replicas: int = Field(1, ge=1, le=64)
+    max_restarts: int = Field(-1, ge=-1)  # a session actor whose process or node dies comes back (-1: always)
+
+
 class ServeConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
@@ -284,6 +294,7 @@ class ServeConfig(Section):
     jitter_max_ms: float = Field(1000.0, ge=20, le=10000)
     audio_delay_ms: float = Field(80.0, ge=0, le=150)
     batch_wait_ms: float | None = Field(None, ge=0)
+    ray: RayServeConfig = RayServeConfig()
 
 
 class CacheConfig(Section):

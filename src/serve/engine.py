@@ -113,3 +113,4 @@ class LocalEngine:
 
 ENGINES: Registry[Any] = Registry("session engine", "--engine")
 ENGINES.register("local", LocalEngine)
+ENGINES.register_lazy("ray", "src.serve.ray_engine")  # Ray actors (requirements-ray.txt)

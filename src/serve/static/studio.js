@@ -75,10 +75,23 @@
       onMessage(msg) { state.captions.push(msg); caps.show(msg); },
       onState(s) {
         state.connectionState = s;
-        if (s === "failed") { fail("connection lost; reconnecting"); setTimeout(() => connect().catch((e) => fail(String(e.message || e))), 2000); }
+        if (s === "failed") reconnectLater();
+        // a session that moved to another node (ray engine) leaves this one "disconnected": offer again
+        if (s === "disconnected") { const pc = state.pc; setTimeout(() => { if (state.pc === pc && pc.connectionState === "disconnected") reconnectLater(); }, 2000); }
         if (s === "connected") fail("");
       },
     });
+  }
+
+  let reconnecting = null;
+  function reconnectLater() {  // every 2 s until the session answers again (it may be moving: 503)
+    if (reconnecting) return;
+    fail("connection lost; reconnecting");
+    reconnecting = setTimeout(() => {
+      reconnecting = null;
+      if (state.pc) { try { state.pc.close(); } catch (e) { /* closed */ } }
+      connect().catch((e) => { fail(String(e.message || e)); if (e.status !== 404 && e.status !== 401 && e.status !== 403) reconnectLater(); });
+    }, 2000);
   }
 
   function control(body) {

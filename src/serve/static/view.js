@@ -32,6 +32,11 @@
           state.connectionState = s;
           if (s === "connected") show("");
           if (s === "failed") { show("connection lost; retrying"); retryLater(); }
+          // a session that moved to another node (ray engine) leaves this one "disconnected": offer again
+          if (s === "disconnected") {
+            const pc = state.pc;
+            setTimeout(() => { if (state.pc === pc && pc.connectionState === "disconnected") { show("connection lost; retrying"); retryLater(); } }, 2000);
+          }
         },
       });
     } catch (e) {
