@@ -27,7 +27,7 @@ def two_node_cluster(cpus_per_node: int = 4) -> Iterator[Any]:
     cluster = Cluster(initialize_head=True, head_node_args={**NODE_ARGS, "num_cpus": cpus_per_node,
                                                             "_system_config": FAST_FAILURE_SYSTEM_CONFIG})
     try:
-        cluster.worker = cluster.add_node(**NODE_ARGS, num_cpus=cpus_per_node)
+        cluster.worker = cluster.add_node(**NODE_ARGS, num_cpus=cpus_per_node)  # type: ignore[attr-defined]  # kept on the cluster for kill_node
         ray.init(address=cluster.address, _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"PYTHONPATH": REPO_ROOT}},
                  log_to_driver=False, configure_logging=False)
         cluster.wait_for_nodes()

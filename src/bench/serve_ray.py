@@ -28,7 +28,14 @@ def _create(base: str, **fields: Any) -> dict[str, Any]:
     status, _, body = create(base, **fields)
     if status != 201:
         raise RuntimeError(f"session not created: {status} {body}")
-    return body  # type: ignore[no-any-return]
+    return body
+
+
+def _handle(engine: Any, session_id: str) -> Any:
+    """The engine's handle for a session this benchmark made (it exists until the benchmark deletes it)."""
+    handle = engine.get(session_id)
+    assert handle is not None, f"session {session_id} is gone"
+    return handle
 
 
 def _p(values: list[float], q: float) -> float | None:
@@ -50,6 +57,7 @@ def _latency_run(srv: BackgroundServer, sessions: int, duration_s: float) -> dic
         p50s: list[float] = []
         for b in made:
             handle = srv.engine.get(b["id"])
+            assert handle is not None
             for _ in range(20):
                 t0 = time.perf_counter()
                 info = handle.info()
@@ -115,7 +123,7 @@ def unet_batches(config: AppConfig, sessions: int, duration_s: float, workdir: P
                 http("POST", f"{srv.base}/api/sessions/{b['id']}/say", {"text": SAY}, token=b["token"])
             time.sleep(duration_s)
             after = engine.batch_sizes().get("lipsync_unet", {})
-            infos = [engine.get(b["id"]).info() for b in made]
+            infos = [_handle(engine, b["id"]).info() for b in made]
         finally:
             for b in made:
                 http("DELETE", f"{srv.base}/api/sessions/{b['id']}", token=b["token"])
@@ -139,7 +147,7 @@ def node_loss(config: AppConfig, cluster: Any) -> dict[str, Any]:
     with BackgroundServer(cfg, engine, admission=engine.admission) as srv:
         made = [_create(srv.base, driver="text") for _ in range(4)]
         try:
-            moving = [b for b in made if engine.get(b["id"]).where()[0] == worker]
+            moving = [b for b in made if _handle(engine, b["id"]).where()[0] == worker]
             time.sleep(3.0)
             kill_node(cluster, cluster.worker)
             t0 = time.monotonic()
@@ -149,7 +157,7 @@ def node_loss(config: AppConfig, cluster: Any) -> dict[str, Any]:
                 for b in moving:
                     if b["id"] in times:
                         continue
-                    h = engine.get(b["id"])
+                    h = _handle(engine, b["id"])
                     try:
                         node, restarted, _ = h.where(timeout=1.0)
                         frames = int(h.info()["frames"]) if node != worker else 0

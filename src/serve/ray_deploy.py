@@ -116,7 +116,7 @@ class ServeModel:
         result = self._handle.run.remote({k: np.asarray(v) for k, v in feeds.items()}).result()
         if isinstance(result, BaseException):
             raise result
-        return result  # type: ignore[no-any-return]
+        return result
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -129,7 +129,7 @@ class _ServeSharing(ModelBatchers):
         super().__init__(1, 0.0)
         self.config = config
 
-    def _shared(self, model: OnnxModel) -> Any:  # type: ignore[override]
+    def _shared(self, model: OnnxModel) -> Any:
         handle = deploy(model, self.config)
         shared = ServeModel(model, handle)
         return shared

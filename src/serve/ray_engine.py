@@ -194,7 +194,7 @@ class RaySessionHandle:
             return False
 
     def offer(self, sdp: str, role: Literal["studio", "viewer"], remote: str = "?") -> tuple[int, dict[str, Any]]:
-        return self._call("offer", sdp, role, remote)  # type: ignore[no-any-return]
+        return self._call("offer", sdp, role, remote)
 
     def say(self, text: str, voice: str) -> int:
         return int(self._call("say", text, voice))
@@ -209,7 +209,7 @@ class RaySessionHandle:
         self.actor.end_pcm.remote()
 
     def set_controls(self, **controls: Any) -> dict[str, Any]:
-        return self._call("set_controls", **controls)  # type: ignore[no-any-return]
+        return self._call("set_controls", **controls)
 
     def info(self) -> dict[str, Any]:
         try:
@@ -225,7 +225,7 @@ class RaySessionHandle:
         if self.lost is not None:
             return self.lost
         try:
-            return self._call("failure", timeout=3.0)  # type: ignore[no-any-return]
+            return self._call("failure", timeout=3.0)
         except SessionError:
             return self.lost  # moving: not a failure (yet)
 
@@ -237,7 +237,7 @@ class RaySessionHandle:
 
     def where(self, timeout: float = CALL_TIMEOUT_S) -> tuple[str, bool, int]:
         ray = import_ray()
-        return tuple(ray.get(self.actor.where.remote(), timeout=timeout))  # type: ignore[return-value]
+        return tuple(ray.get(self.actor.where.remote(), timeout=timeout))
 
 
 # -- the engine -----------------------------------------------------------------------------------
