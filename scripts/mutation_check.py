@@ -42,14 +42,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "src/animation/motion/mixer.py",
         "            out.mouth = audio_mouth\n            out.mouth_weight = 1.0\n",
         "            out.mouth = audio_mouth\n            out.mouth_weight = 0.0\n",
-        ("tests/test_audio_to_pixels.py",),
+        ("tests/app/test_audio_to_pixels.py",),
     ),
     Mutation(
         "ring order reversed",
         "src/core/runtime/ring_buffer.py",
         "            else:\n                item = self._items.popleft()\n",
         "            else:\n                item = self._items.pop()\n",
-        ("tests/test_ring_buffer.py",),
+        ("tests/core/test_ring_buffer.py",),
     ),
     Mutation(
         "token check always passing (/stats)",
@@ -58,42 +58,42 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        if not authorized(request, self.token):\n",
         "    async def _stats_json(self, request: web.Request) -> web.Response:\n"
         "        if False:\n",
-        ("tests/test_webrtc_server.py::test_configured_token_is_enforced_on_loopback",),
+        ("tests/output/test_webrtc_server.py::test_configured_token_is_enforced_on_loopback",),
     ),
     Mutation(
         "token check always passing (every route)",
         "src/output/webrtc/auth.py",
         "    return given is not None and hmac.compare_digest(given.encode(), token.encode())\n",
         "    return True\n",
-        ("tests/test_webrtc_server.py",),
+        ("tests/output/test_webrtc_server.py",),
     ),
     Mutation(
         "mic overflow drops the newest audio",
         "src/audio/io/mic.py",
         "                old = self._raw.popleft()\n",
         "                old = self._raw.pop()\n",
-        ("tests/test_audio_mic.py::test_ring_overflow_drops_the_oldest_audio_and_counts_it",),
+        ("tests/audio/test_audio_mic.py::test_ring_overflow_drops_the_oldest_audio_and_counts_it",),
     ),
     Mutation(
         "idle blink never fires",
         "src/animation/motion/idle.py",
         "        if self._blink_start is None and t >= self._next_blink:\n",
         "        if False:\n",
-        ("tests/test_idle_motion.py",),
+        ("tests/animation/test_idle_motion.py",),
     ),
     Mutation(
         "A/V mux offset by 100 ms (render)",
         "src/output/audio_mux.py",
         "            frame.pts = self._samples\n",
         "            frame.pts = self._samples + self.rate_hz // 10\n",
-        ("tests/test_audio_render.py::test_rendered_mp4_carries_the_audio_in_sync",),
+        ("tests/output/test_audio_render.py::test_rendered_mp4_carries_the_audio_in_sync",),
     ),
     Mutation(
         "A/V mux offset by 100 ms (live)",
         "src/output/audio_mux.py",
         "            start = int(round((ts - t0) * RATE_HZ))\n",
         "            start = int(round((ts - t0) * RATE_HZ)) + RATE_HZ // 10\n",
-        ("tests/test_live_audio_mux.py",),
+        ("tests/output/test_live_audio_mux.py",),
     ),
     Mutation(
         "fallback never triggers",
@@ -102,14 +102,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                self._switch(exc, \"animate\")\n",
         "            except Exception:  # noqa: BLE001 - a run-time failure must not end the stream\n"
         "                raise\n",
-        ("tests/test_fallback_animator.py",),
+        ("tests/animation/test_fallback_animator.py",),
     ),
     Mutation(
         "face-lost timeout ignored",
         "src/animation/motion/mixer.py",
         "and t - self._last_face_t < lost_s:\n",
         "and True:\n",
-        ("tests/test_idle_motion.py",),
+        ("tests/animation/test_idle_motion.py",),
     ),
 )
 

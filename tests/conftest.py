@@ -20,10 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_ASSETS = ROOT.parent / "shared" / "assets"
-PORTRAIT = ROOT / "assets" / "portrait.png"
-TEST_SIZE = 256  # output size where the size does not matter (fast)
+from tests.support.media import ffmpeg, rotate_image, write_video
+from tests.support.paths import PORTRAIT, ROOT, SHARED_ASSETS, TEST_SIZE
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -116,43 +114,6 @@ def portrait_animator(make_config, portrait_path: Path):
 
 
 # -- media made with ffmpeg --------------------------------------------------------------------------------
-
-
-def need_ffmpeg() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        pytest.skip("ffmpeg not installed (Debian package ffmpeg)")
-    return exe
-
-
-def ffmpeg(*args: str) -> None:
-    cmd = [need_ffmpeg(), "-v", "error", "-y", *args]
-    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
-
-
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 15.0) -> Path:
-    """Write BGR frames as an H.264 mp4 with PyAV (real encoder, real container)."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), mode="w") as c:
-        s = c.add_stream("libx264", rate=int(fps))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"crf": "18", "preset": "ultrafast"}
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="bgr24")):
-                c.mux(p)
-        for p in s.encode(None):
-            c.mux(p)
-    return path
-
-
-def rotate_image(img: np.ndarray, angle_deg: float, center: tuple[float, float] | None = None) -> np.ndarray:
-    """cv2 rotation (positive = counter-clockwise on screen), edges replicated."""
-    h, w = img.shape[:2]
-    c = center or (w / 2, h / 2)
-    m = cv2.getRotationMatrix2D(c, angle_deg, 1.0)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 @pytest.fixture(scope="session")
