@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from src.bench.outputs import ChromiumViewers, SyntheticFrameSource, chromium_missing
-from src.core.config import load_config
+from src.core.config import AppConfig
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.tracks import AudioFanIn
 
@@ -147,9 +147,9 @@ def test_audio_is_delayed_to_the_video_latency() -> None:
 
 
 @pytest.mark.skipif(chromium_missing() is not None, reason=f"needs Chromium: {chromium_missing()}")
-def test_chromium_receives_the_audio_track() -> None:
+def test_chromium_receives_the_audio_track(make_config: Callable[..., AppConfig]) -> None:
     tone = ToneSource(amplitude=0.6).start()
-    out = WebRTCOutput("127.0.0.1:0", load_config())
+    out = WebRTCOutput("127.0.0.1:0", make_config(size=512))
     out.attach_audio(tone)
     try:
         with SyntheticFrameSource(fps=30, stamp_frames=False)([out]), ChromiumViewers(out.url, 1) as viewers:

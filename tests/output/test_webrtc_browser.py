@@ -10,6 +10,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -18,7 +19,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from src.bench.outputs import ChromiumViewers, SyntheticFrameSource, bench_churn, bench_webrtc, chromium_missing
-from src.core.config import load_config
+from src.core.config import AppConfig
 from src.output.webrtc import WebRTCOutput
 from src.output.webrtc.shared_encoder import SharedPacketTrack
 from src.output.webrtc.tracks import HubVideoTrack
@@ -42,8 +43,8 @@ def find_faces(image_bgr: np.ndarray) -> int:
     return len(result.detections or [])
 
 
-def test_chromium_decodes_the_stream_and_shows_the_face() -> None:
-    out = WebRTCOutput("127.0.0.1:0", load_config())
+def test_chromium_decodes_the_stream_and_shows_the_face(make_config: Callable[..., AppConfig]) -> None:
+    out = WebRTCOutput("127.0.0.1:0", make_config(size=512))
     source = SyntheticFrameSource(fps=30)
     with source([out]), ChromiumViewers(out.url, 1, bare=True) as viewers:
         viewers.wait_decoding()
@@ -62,8 +63,8 @@ def test_chromium_decodes_the_stream_and_shows_the_face() -> None:
     assert overlay_hidden  # ?bare=1 for OBS's browser source
 
 
-def test_overlay_shows_fps_latency_drops_and_viewers() -> None:
-    out = WebRTCOutput("127.0.0.1:0", load_config())
+def test_overlay_shows_fps_latency_drops_and_viewers(make_config: Callable[..., AppConfig]) -> None:
+    out = WebRTCOutput("127.0.0.1:0", make_config(size=512))
     with SyntheticFrameSource(fps=30)([out]), ChromiumViewers(out.url, 1, bare=False) as viewers:
         viewers.wait_decoding()
         page = viewers.pages[0]
@@ -125,8 +126,8 @@ class _NeverReadingClient:
         self.loop.close()
 
 
-def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
-    out = WebRTCOutput("127.0.0.1:0", load_config())
+def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others(make_config: Callable[..., AppConfig]) -> None:
+    out = WebRTCOutput("127.0.0.1:0", make_config(size=512))
     source = SyntheticFrameSource(fps=30)
     with source([out]), ChromiumViewers(out.url, 1) as viewers, _NeverReadingClient(out.url):
         viewers.wait_decoding()
@@ -157,8 +158,8 @@ def test_slow_and_stuck_viewers_do_not_slow_the_pipeline_or_others() -> None:
     assert stuck.frames == 0
 
 
-def test_the_shared_encoder_encodes_once_and_a_slow_reader_resumes_on_keyframes() -> None:
-    out = WebRTCOutput("127.0.0.1:0", load_config())
+def test_the_shared_encoder_encodes_once_and_a_slow_reader_resumes_on_keyframes(make_config: Callable[..., AppConfig]) -> None:
+    out = WebRTCOutput("127.0.0.1:0", make_config(size=512))
     source = SyntheticFrameSource(fps=30)
     with source([out]), ChromiumViewers(out.url, 2) as viewers:
         viewers.wait_decoding()
@@ -193,8 +194,8 @@ def test_the_shared_encoder_encodes_once_and_a_slow_reader_resumes_on_keyframes(
     assert slow.skipped > 20
 
 
-def test_a_closed_tab_is_cleaned_up() -> None:
-    out = WebRTCOutput("127.0.0.1:0", load_config())
+def test_a_closed_tab_is_cleaned_up(make_config: Callable[..., AppConfig]) -> None:
+    out = WebRTCOutput("127.0.0.1:0", make_config(size=512))
     with SyntheticFrameSource(fps=30)([out]), ChromiumViewers(out.url, 2) as viewers:
         viewers.wait_decoding()
         assert out.viewer_count == 2
@@ -205,8 +206,8 @@ def test_a_closed_tab_is_cleaned_up() -> None:
         assert frames_decoded(viewers.pages[0]) > still  # the other viewer goes on
 
 
-def test_a_killed_browser_is_cleaned_up_by_the_watchdog(caplog: pytest.LogCaptureFixture) -> None:
-    out = WebRTCOutput("127.0.0.1:0", load_config(overrides=["output.webrtc.peer_timeout_s=3"]))
+def test_a_killed_browser_is_cleaned_up_by_the_watchdog(make_config: Callable[..., AppConfig], caplog: pytest.LogCaptureFixture) -> None:
+    out = WebRTCOutput("127.0.0.1:0", make_config("output.webrtc.peer_timeout_s=3", size=512))
     with SyntheticFrameSource(fps=30)([out]), ChromiumViewers(out.url, 1) as viewers:
         viewers.wait_decoding()
         time.sleep(2.5)  # receiver reports have been coming in
