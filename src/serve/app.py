@@ -316,6 +316,16 @@ async def controls(request: web.Request) -> web.Response:
     return _json(m.Controls.model_validate(result))
 
 
+async def expression(request: web.Request) -> web.Response:
+    from src.core.expressions import check_expression
+
+    session, _ = _session(request)
+    body: m.ExpressionRequest = await _body(request, m.ExpressionRequest)
+    name = check_expression(body.name, body.intensity)  # an unknown name -> 400 listing the known ones
+    result = await asyncio.to_thread(session.set_expression, name, body.intensity, body.hold_s)
+    return _json(m.ExpressionState.model_validate(result))
+
+
 async def audio(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     session, _ = _session(request)
@@ -408,6 +418,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/sessions/{id}/interrupt", interrupt),
     ("POST", "/api/sessions/{id}/offer", offer),
     ("POST", "/api/sessions/{id}/controls", controls),
+    ("POST", "/api/sessions/{id}/expression", expression),
     ("GET", "/api/sessions/{id}/audio", audio),
     ("GET", "/health", health),
     ("GET", "/health/ready", health_ready),
@@ -428,6 +439,9 @@ API_ROUTES: list[ApiRoute] = [
              m.OfferRequest, m.OfferAnswer, errors=(400, 404, 409, 413, 503)),
     ApiRoute("POST", "/api/sessions/{id}/controls", "Re-take neutral, motion mode, mouth owner, gains", m.ControlsRequest,
              m.Controls, errors=(400, 404, 409)),
+    ApiRoute("POST", "/api/sessions/{id}/expression", "Show an expression (smile, surprise, anger, sadness; none) at an "
+             "intensity 0-1, held or for hold_s seconds; 409 for an animator without expressions", m.ExpressionRequest,
+             m.ExpressionState, errors=(400, 404, 409)),
     ApiRoute("GET", "/api/sessions/{id}/audio", "WebSocket: PCM s16le mono at ?rate=16000|24000|48000; text "
              "messages {\"type\": \"interrupt\"} and {\"type\": \"end\"}", status=101, errors=(404,)),
     ApiRoute("GET", "/health", "Liveness", None, m.Health, auth="none"),
