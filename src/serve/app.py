@@ -35,7 +35,8 @@ from src.serve.uploads import UploadError, store_portrait
 log = logging.getLogger(__name__)
 
 STATIC = {"studio.js": "text/javascript", "view.js": "text/javascript", "common.js": "text/javascript",
-          "style.css": "text/css"}
+          "style.css": "text/css", "chroma.js": "text/javascript"}
+SHARED_STATIC = {"chroma.js": "src.output.webrtc"}  # files of another package's pages, served here too
 REAP_INTERVAL_S = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,7 +70,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 def _static(name: str) -> bytes:
-    return resources.files("src.serve").joinpath("static", name).read_bytes()
+    return resources.files(SHARED_STATIC.get(name, "src.serve")).joinpath("static", name).read_bytes()
 
 
 async def _body(request: web.Request, model: type[BaseModel], limit: int = 65536) -> Any:

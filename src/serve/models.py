@@ -76,6 +76,9 @@ class SessionInfo(Body):
     audio_underruns: int
     controls: Controls
     expression: ExpressionState | None = Field(None, description="null for an animator without expressions")
+    transparent: bool = Field(False, description="animation.background is transparent: the stream carries key_color "
+                                                 "behind the person, and the viewer page keys it out to alpha")
+    key_color: str = Field("#00B140", description="the key colour behind the person (#RRGGBB)")
     created_at: float
     idle_s: float
 

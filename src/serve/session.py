@@ -22,6 +22,7 @@ import numpy as np
 
 from src.animation.base import BaseAnimationModel
 from src.core.config import AppConfig
+from src.core.frames import KEY_BGR
 from src.core.run_state import RunState
 from src.output.webrtc.output import WebRTCOutput
 from src.pipeline.live import LivePipeline
@@ -341,6 +342,8 @@ class Session:
             "audio_underruns": self.stream_in.underruns,
             "controls": self.controls(),
             "expression": self._expression(),
+            "transparent": self.config.animation.background.strip().lower() == "transparent",
+            "key_color": "#{2:02X}{1:02X}{0:02X}".format(*KEY_BGR),
             "created_at": self.created_at,
             "idle_s": round(self.idle_s(), 1),
         }
