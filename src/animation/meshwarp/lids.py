@@ -71,5 +71,5 @@ def _lash_line(out: np.ndarray, dst: np.ndarray, upper: list[int], lower: list[i
     thickness = max(1, int(round(iod * 0.012)))
     cv2.polylines(mask, [np.round((line - (x0, y0)) * 4).astype(np.int32)], False, (255,), thickness, cv2.LINE_AA, shift=2)
     roi = out[y0:y1, x0:x1].astype(np.float32)
-    alpha = mask.astype(np.float32)[..., None] * (0.75 * amount / 255.0)
-    out[y0:y1, x0:x1] = (roi * (1.0 - alpha) + roi * 0.3 * alpha + 0.5).astype(np.uint8)
+    alpha = mask.astype(np.float32)[..., None] * (0.7 * amount / 255.0)
+    out[y0:y1, x0:x1] = (roi * (1.0 - alpha) + roi * 0.5 * alpha + 0.5).astype(np.uint8)  # lashes: the skin darkened
