@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 
+from src.capture.lid_filter import LidFilter
 from src.capture.one_euro import OneEuroFilter
 from src.core.config import TrackingConfig
 from src.core.face_mesh import (
@@ -43,6 +44,7 @@ class FaceMotionExtractor:
         self.cfg = cfg or TrackingConfig()
         sm = self.cfg.smoothing
         self._filter = OneEuroFilter(sm.min_cutoff_hz, sm.beta, sm.d_cutoff_hz) if sm.enabled else None
+        self._lids = LidFilter(sm.min_cutoff_hz, sm.lid_beta, sm.lid_d_cutoff_hz) if sm.enabled and sm.lid_beta > sm.beta else None
         self._lock = threading.Lock()
         self._reset_requested = False
         self._clear()
@@ -57,6 +59,8 @@ class FaceMotionExtractor:
         self._last_seen: float | None = None
         if self._filter is not None:
             self._filter.reset()
+        if self._lids is not None:
+            self._lids.reset()
 
     def reset_neutral(self) -> None:
         """Re-take the neutral face from the next frames (thread-safe)."""
@@ -84,7 +88,10 @@ class FaceMotionExtractor:
         if iod < 1.0:
             return None
         if self._filter is not None:
-            lm = self._filter(lm / iod, ts) * iod
+            filtered = self._filter(lm / iod, ts)
+            if self._lids is not None:  # blinks survive the smoothing (see lid_filter.py)
+                filtered = self._lids(lm / iod, filtered, ts)
+            lm = filtered * iod
         self._accumulate_neutral(lm)
         return self._motion(lm)
 

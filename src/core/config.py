@@ -46,6 +46,8 @@ class OneEuroConfig(Section):
     min_cutoff_hz: float = Field(1.5, gt=0)
     beta: float = Field(1.5, ge=0)
     d_cutoff_hz: float = Field(1.0, gt=0)
+    lid_beta: float = Field(50.0, ge=0)  # eyelids, relative to their eye's corners (src/capture/lid_filter.py)
+    lid_d_cutoff_hz: float = Field(5.0, gt=0)
 
 
 class TrackingConfig(Section):

@@ -35,7 +35,8 @@ from src.serve.uploads import UploadError, store_portrait
 log = logging.getLogger(__name__)
 
 STATIC = {"studio.js": "text/javascript", "view.js": "text/javascript", "common.js": "text/javascript",
-          "style.css": "text/css"}
+          "style.css": "text/css", "chroma.js": "text/javascript"}
+SHARED_STATIC = {"chroma.js": "src.output.webrtc"}  # files of another package's pages, served here too
 REAP_INTERVAL_S = 1.0
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,7 +70,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 
 
 def _static(name: str) -> bytes:
-    return resources.files("src.serve").joinpath("static", name).read_bytes()
+    return resources.files(SHARED_STATIC.get(name, "src.serve")).joinpath("static", name).read_bytes()
 
 
 async def _body(request: web.Request, model: type[BaseModel], limit: int = 65536) -> Any:
@@ -316,6 +317,16 @@ async def controls(request: web.Request) -> web.Response:
     return _json(m.Controls.model_validate(result))
 
 
+async def expression(request: web.Request) -> web.Response:
+    from src.core.expressions import check_expression
+
+    session, _ = _session(request)
+    body: m.ExpressionRequest = await _body(request, m.ExpressionRequest)
+    name = check_expression(body.name, body.intensity)  # an unknown name -> 400 listing the known ones
+    result = await asyncio.to_thread(session.set_expression, name, body.intensity, body.hold_s)
+    return _json(m.ExpressionState.model_validate(result))
+
+
 async def audio(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     session, _ = _session(request)
@@ -408,6 +419,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/sessions/{id}/interrupt", interrupt),
     ("POST", "/api/sessions/{id}/offer", offer),
     ("POST", "/api/sessions/{id}/controls", controls),
+    ("POST", "/api/sessions/{id}/expression", expression),
     ("GET", "/api/sessions/{id}/audio", audio),
     ("GET", "/health", health),
     ("GET", "/health/ready", health_ready),
@@ -428,6 +440,9 @@ API_ROUTES: list[ApiRoute] = [
              m.OfferRequest, m.OfferAnswer, errors=(400, 404, 409, 413, 503)),
     ApiRoute("POST", "/api/sessions/{id}/controls", "Re-take neutral, motion mode, mouth owner, gains", m.ControlsRequest,
              m.Controls, errors=(400, 404, 409)),
+    ApiRoute("POST", "/api/sessions/{id}/expression", "Show an expression (smile, surprise, anger, sadness; none) at an "
+             "intensity 0-1, held or for hold_s seconds; 409 for an animator without expressions", m.ExpressionRequest,
+             m.ExpressionState, errors=(400, 404, 409)),
     ApiRoute("GET", "/api/sessions/{id}/audio", "WebSocket: PCM s16le mono at ?rate=16000|24000|48000; text "
              "messages {\"type\": \"interrupt\"} and {\"type\": \"end\"}", status=101, errors=(404,)),
     ApiRoute("GET", "/health", "Liveness", None, m.Health, auth="none"),

@@ -46,6 +46,18 @@ class Controls(Body):
     expression_gain: float
 
 
+class ExpressionRequest(Body):
+    name: str = Field(description="smile, surprise, anger, sadness, or none (eases back to the driver's own face)")
+    intensity: float = Field(0.8, ge=0, le=1)
+    hold_s: float | None = Field(None, gt=0, le=3600, description="ease out again after this many seconds (default: hold)")
+
+
+class ExpressionState(Body):
+    name: str = Field(description="the expression asked for now (none when none is, or its hold ended)")
+    intensity: float
+    shown: float = Field(description="how far it shows now (it eases in and out over 0.25 s)")
+
+
 class SessionInfo(Body):
     id: str
     state: str
@@ -63,6 +75,10 @@ class SessionInfo(Body):
     audio_buffer_ms: float
     audio_underruns: int
     controls: Controls
+    expression: ExpressionState | None = Field(None, description="null for an animator without expressions")
+    transparent: bool = Field(False, description="animation.background is transparent: the stream carries key_color "
+                                                 "behind the person, and the viewer page keys it out to alpha")
+    key_color: str = Field("#00B140", description="the key colour behind the person (#RRGGBB)")
     created_at: float
     idle_s: float
 

@@ -211,6 +211,9 @@ class RaySessionHandle:
     def set_controls(self, **controls: Any) -> dict[str, Any]:
         return self._call("set_controls", **controls)
 
+    def set_expression(self, name: str, intensity: float = 0.8, hold_s: float | None = None) -> dict[str, Any]:
+        return self._call("set_expression", name, intensity, hold_s)
+
     def info(self) -> dict[str, Any]:
         try:
             info: dict[str, Any] = self._call("info", timeout=3.0)

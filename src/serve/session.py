@@ -22,6 +22,7 @@ import numpy as np
 
 from src.animation.base import BaseAnimationModel
 from src.core.config import AppConfig
+from src.core.frames import KEY_BGR
 from src.core.run_state import RunState
 from src.output.webrtc.output import WebRTCOutput
 from src.pipeline.live import LivePipeline
@@ -238,6 +239,23 @@ class Session:
     def controls(self) -> dict[str, Any]:
         return dataclasses.asdict(self.run_state)
 
+    def set_expression(self, name: str, intensity: float = 0.8, hold_s: float | None = None) -> dict[str, Any]:
+        """Show an expression over the driving motion (see src/animation/meshwarp/expressions.py); its state back."""
+        from src.animation.meshwarp.expressions import expression_on, expression_state
+
+        self._require_running()
+        self.touch()
+        try:
+            expression_on(self.animator, name, intensity, hold_s)
+        except RuntimeError as exc:  # an animator without expressions (the neural ones)
+            raise SessionError(str(exc), 409) from None
+        return expression_state(self.animator) or {"name": "none", "intensity": 0.0, "shown": 0.0}
+
+    def _expression(self) -> dict[str, Any] | None:
+        from src.animation.meshwarp.expressions import expression_state
+
+        return expression_state(self.animator) if self.animator is not None else None
+
     def _audio_lag_s(self) -> float:
         out = self.output
         return out.audio_delay_s - out.video_delay_s if out is not None else 0.0
@@ -323,6 +341,9 @@ class Session:
             "audio_buffer_ms": round(len(self.stream_in) / STREAM_RATE_HZ * 1000.0, 1),
             "audio_underruns": self.stream_in.underruns,
             "controls": self.controls(),
+            "expression": self._expression(),
+            "transparent": self.config.animation.background.strip().lower() == "transparent",
+            "key_color": "#{2:02X}{1:02X}{0:02X}".format(*KEY_BGR),
             "created_at": self.created_at,
             "idle_s": round(self.idle_s(), 1),
         }

@@ -70,7 +70,7 @@ def test_openapi_document(server: ServeServer) -> None:
     status, _, doc = http("GET", f"{server.base}/api/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
     for path in ("/api/sessions", "/api/sessions/{id}", "/api/sessions/{id}/say", "/api/sessions/{id}/interrupt",
-                 "/api/sessions/{id}/offer", "/api/sessions/{id}/audio"):
+                 "/api/sessions/{id}/offer", "/api/sessions/{id}/audio", "/api/sessions/{id}/expression"):
         assert path in doc["paths"], path
     schemas = doc["components"]["schemas"]
     assert {"SessionInfo", "SayRequest", "SessionCreated", "ErrorBody"} <= set(schemas)
@@ -158,6 +158,26 @@ def test_bad_say_requests(server: ServeServer, text_session: dict[str, Any]) -> 
     assert status == 400 and "JSON" in body["error"]
     status, _, body = http("POST", url, {"txt": "hi"}, token=tok)
     assert status == 400 and "text" in body["error"]
+
+
+def test_expression_route(server: ServeServer, text_session: dict[str, Any]) -> None:
+    base = f"{server.base}/api/sessions/{text_session['id']}"
+    tok = text_session["token"]
+    status, _, body = http("POST", f"{base}/expression", {"name": "smile", "intensity": 0.7}, token=tok)
+    assert status == 200 and body["name"] == "smile" and body["intensity"] == 0.7, body
+    assert wait_for(lambda: http("GET", base, token=tok)[2]["expression"]["shown"] >= 0.69, 5), "the smile eases in"
+    status, _, body = http("POST", f"{base}/expression", {"name": "Surprise", "intensity": 1, "hold_s": 0.5}, token=tok)
+    assert status == 200 and body["name"] == "surprise"
+    assert wait_for(lambda: http("GET", base, token=tok)[2]["expression"]["name"] == "none", 5), "the hold ends by itself"
+    status, _, body = http("POST", f"{base}/expression", {"name": "smirk"}, token=tok)
+    assert status == 400 and "smirk" in body["error"] and "smile, surprise, anger, sadness" in body["error"]
+    for bad, word in (({"name": "smile", "intensity": 1.5}, "intensity"), ({"name": "smile", "hold_s": 0}, "hold_s"),
+                      ({"intensity": 0.5}, "name")):
+        status, _, body = http("POST", f"{base}/expression", bad, token=tok)
+        assert status == 400 and word in body["error"], body
+    assert http("POST", f"{base}/expression", {"name": "smile"}, token=text_session["viewer_token"])[0] == 403
+    status, _, body = http("POST", f"{base}/expression", {"name": "none"}, token=tok)
+    assert status == 200 and body["name"] == "none"
 
 
 def test_bad_offers(server: ServeServer, text_session: dict[str, Any]) -> None:

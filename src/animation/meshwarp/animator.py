@@ -23,6 +23,7 @@ from src.animation.meshwarp.compositor import LayerCompositor
 from src.animation.meshwarp.expressions import ExpressionController, build_expressions
 from src.animation.meshwarp.gaze import GazeLayer
 from src.animation.meshwarp.layers import build_layered_mesh, prepare_layers
+from src.animation.meshwarp.lids import close_eyelids
 from src.animation.meshwarp.mesh import SourceMesh, build_source_mesh
 from src.animation.meshwarp.mouth_interior import face_light, own_teeth, paint_mouth_interior
 from src.animation.meshwarp.mouth_layers import close_lips, overlay_eye
@@ -266,6 +267,9 @@ class MeshWarpAnimator(BaseAnimationModel):
             self._draw_eyes(out, image, dst)
         if self._gaze is not None:
             self._gaze.draw(out, dst, self.gaze_shift(inp.motion))
+        if mw.eye_layer:  # a blink: lid skin over the iris (see lids.py)
+            up = -self.source.axes[:2, 1] / max(float(np.linalg.norm(self.source.axes[:2, 1])), 1e-6)
+            close_eyelids(out, image, self.source.mesh.points, dst, self._src_eye_gap, inp.motion.eye_open, up, self.source.iod)
         if self.compositor is not None and self.compositor.transparent:
             return self.compositor.with_alpha(out)  # BGRA: the pipeline passes the alpha to outputs that carry it
         return out

@@ -112,6 +112,18 @@ def expression_on(animator: object, name: str, intensity: float, hold_s: float |
     raise RuntimeError(f"the {getattr(animator, 'name', 'current')} animator has no expressions; use --animator meshwarp")
 
 
+def expression_state(animator: object) -> dict[str, object] | None:
+    """The expression asked for now and how far it shows, `{"name", "intensity", "shown"}` ("none" when none is asked
+    for or its hold ended); None for an animator without expressions (also behind a fallback wrapper)."""
+    for candidate in (animator, getattr(animator, "primary", None), getattr(animator, "active", None)):
+        ctl = getattr(candidate, "expressions", None)
+        if isinstance(ctl, ExpressionController):
+            name, intensity = ctl.target()
+            shown = ctl.current().get(name, 0.0) if name != "none" else max(ctl.current().values(), default=0.0)
+            return {"name": name, "intensity": round(intensity, 3), "shown": round(shown, 3)}
+    return None
+
+
 class ExpressionController:
     """The expression shown now: eases toward the requested one, holds it, eases out."""
 
@@ -136,6 +148,13 @@ class ExpressionController:
             if instant:
                 self._weights = dict(self._target)
             self._until = None if hold_s is None or key not in self.bases else self._clock() + float(hold_s)
+
+    def target(self) -> tuple[str, float]:
+        """(name, intensity) asked for now; ("none", 0.0) when none is, or its hold ended."""
+        with self._lock:
+            held_out = self._until is not None and self._clock() >= self._until
+            name, level = max(self._target.items(), key=lambda kv: kv[1], default=("none", 0.0))
+        return ("none", 0.0) if held_out or level <= 0.0 else (name, level)
 
     def current(self) -> dict[str, float]:
         with self._lock:

@@ -34,7 +34,8 @@ from src.output.webrtc.tracks import AudioFanIn, FrameHub, HubVideoTrack, PcmAud
 
 log = logging.getLogger(__name__)
 
-STATIC_FILES = {"app.js": "text/javascript", "stamp.js": "text/javascript", "style.css": "text/css"}
+STATIC_FILES = {"app.js": "text/javascript", "stamp.js": "text/javascript", "style.css": "text/css",
+                "chroma.js": "text/javascript"}
 WATCHDOG_INTERVAL_S = 1.0
 PEER_CLOSE_TIMEOUT_S = 3.0
 

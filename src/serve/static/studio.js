@@ -104,6 +104,16 @@
   $("mouth-owner").onchange = (e) => control({ mouth_owner: e.target.value });
   $("pose-gain").onchange = (e) => control({ pose_gain: Number(e.target.value) });
   $("expression-gain").onchange = (e) => control({ expression_gain: Number(e.target.value) });
+  let expression = "none";
+  function express(name) {
+    expression = name;
+    const intensity = Number($("expression-intensity").value);
+    document.querySelectorAll("[data-expression]").forEach((b) => b.classList.toggle("on", b.dataset.expression === name && name !== "none"));
+    return Puppet.api("POST", `/api/sessions/${state.sessionId}/expression`, state.token, { name, intensity })
+      .then(() => fail("")).catch((e) => fail(e.message));
+  }
+  document.querySelectorAll("[data-expression]").forEach((b) => { b.onclick = () => express(b.dataset.expression); });
+  $("expression-intensity").onchange = () => { if (expression !== "none") express(expression); };
   $("say").onclick = () => {
     const text = $("say-text").value;
     Puppet.api("POST", `/api/sessions/${state.sessionId}/say`, state.token, { text, voice: $("voice").value })

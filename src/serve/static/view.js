@@ -1,4 +1,6 @@
-// The viewer page /view/{id}?token=VIEWER_TOKEN[&bare=1]: the avatar with its voice and captions.
+// The viewer page /view/{id}?token=VIEWER_TOKEN[&bare=1][&transparent=1|0]: the avatar with its voice and captions.
+// A session whose background is transparent (or ?transparent=1) is drawn on a transparent canvas, its key colour
+// keyed out (chroma.js): an OBS Browser Source shows the person over the scene. ?transparent=0: the keyed video as sent.
 "use strict";
 (function () {
   const params = new URLSearchParams(location.search);
@@ -9,7 +11,7 @@
   const overlay = document.getElementById("overlay");
   const message = document.getElementById("message");
   const sound = document.getElementById("sound");
-  const state = { frames: 0, firstFrameAt: null, connectionState: "new", error: null, captions: [], pc: null };
+  const state = { frames: 0, firstFrameAt: null, connectionState: "new", error: null, captions: [], pc: null, keyed: null };
   window.puppetcam = state;
   const caps = Puppet.captions(document.getElementById("caption"), () => params.get("captions") !== "0");
   function show(text) { message.textContent = text; message.hidden = !text; }
@@ -65,8 +67,27 @@
     } catch (e) { overlay.textContent = String(e.message || e); }
   }
 
+  function keyOut(keyColor) {
+    if (state.keyed) return;
+    document.documentElement.classList.add("transparent");
+    const canvas = document.getElementById("keyed");
+    canvas.hidden = false;
+    state.keyed = PuppetChroma.key(video, canvas, keyColor);
+  }
+
+  async function transparency() {
+    const want = params.get("transparent");
+    if (want === "0") return;
+    if (want === "1") { keyOut(); return; }
+    try {
+      const info = await Puppet.api("GET", `/api/sessions/${sessionId}`, token);
+      if (info.transparent) keyOut(info.key_color);
+    } catch (e) { /* start() shows connection errors */ }
+  }
+
   Puppet.watchFrames(video, state);
   window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); });
   if (!bare) { overlay.hidden = false; setInterval(updateOverlay, 1000); }
+  transparency();
   start();
 })();

@@ -1,5 +1,6 @@
 // puppetcam live preview: receive the stream over WebRTC, show fps / latency / drops.
 // ?bare=1 hides the overlay (OBS Browser Source); ?token=... is sent with every request when required.
+// ?transparent=1 (with animation.background: transparent): the key colour is keyed out onto a transparent canvas.
 // window.puppetcam holds the measurements the benchmarks and tests read (bounded arrays).
 "use strict";
 (function () {
@@ -171,6 +172,12 @@
   // noticed by the server's watchdog instead).
   window.addEventListener("pagehide", () => { if (state.pc) state.pc.close(); });
 
+  if (params.get("transparent") === "1") {
+    document.documentElement.classList.add("transparent");
+    const canvas = document.getElementById("keyed");
+    canvas.hidden = false;
+    state.keyed = window.PuppetChroma.key(video, canvas);
+  }
   setInterval(() => { sampleStats().catch(() => {}); }, STATS_INTERVAL_MS);
   if (!bare) {
     overlay.hidden = false;
