@@ -76,10 +76,11 @@ class LiveMouth:
         self.last_vowel = ""
         self.loudness = 0.0
 
-    def step(self, f: FrameFeatures) -> MouthShape:
+    def step(self, f: FrameFeatures, vowel_weights: np.ndarray | None = None) -> MouthShape:
+        """The shape after hop `f`; `vowel_weights`: `templates.weights(f.mfcc)` if already known."""
         active = self.vad.update(f.level_db, f.voicing)
         if active:
-            w = self.templates.weights(f.mfcc)  # only a voiced hop needs its vowel
+            w = vowel_weights if vowel_weights is not None else self.templates.weights(f.mfcc)  # only a voiced hop needs its vowel
             self._weights += self._vowel_alpha * (w - self._weights)
             # a fresh onset takes the current vowel at once: no smear from the last word
             if self.vad.onsets and self._open.value[0] < 0.02:
