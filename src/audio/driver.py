@@ -43,6 +43,11 @@ BlockListener = Callable[[AudioBlock], None]
 # shape still enters the history when its block is delivered, on time. A hop's NumPy calls cost more
 # than its arithmetic: hop by hop, the analysis was most of an audio-driven session's audio thread.
 LOOKAHEAD_HOPS = 10
+# With nobody to hand blocks to on time (no PCM listener, no playback: a null or video-only output), the
+# shapes enter the history ahead of time, stamped with their capture times (what `mouth_at` returns at
+# any instant is unchanged, and never later than hop by hop), and the thread wakes once per
+# LOOKAHEAD_HOPS instead of once per hop, this long before the batch's first hop.
+AHEAD_LEAD_S = 0.05
 
 
 def parse_audio_spec(spec: str) -> tuple[str, str | None]:
@@ -96,6 +101,7 @@ class AudioDriver:
         self._playback: AudioPlayback | None = None
         self._pcm_listeners: list[PcmListener] = []
         self._block_listeners: list[BlockListener] = []
+        self._untimed_listeners: list[BlockListener] = []  # called per block only while blocks are delivered on time
         self._listener_errors: dict[int, int] = {}
         self._stop = threading.Event()
         self.ended = threading.Event()  # set when no more audio will come (end of a file, or stop())
@@ -134,9 +140,17 @@ class AudioDriver:
         """Stop calling `callback` (an output that closed); unknown callbacks are ignored."""
         self._pcm_listeners = [cb for cb in self._pcm_listeners if cb != callback]  # replaced, never mutated
 
-    def add_block_listener(self, callback: BlockListener) -> None:
-        """Like add_pcm_listener with the whole AudioBlock (arrival times, media time)."""
-        self._block_listeners.append(callback)
+    def add_block_listener(self, callback: BlockListener, in_time: bool = True) -> None:
+        """Like add_pcm_listener with the whole AudioBlock (arrival times, media time).
+
+        `in_time=False`: the listener can do without blocks while a file runs ahead (it reads
+        `next_opening` instead), so it does not keep the thread waking once per hop."""
+        (self._block_listeners if in_time else self._untimed_listeners).append(callback)
+
+    def next_opening(self, after: float, until: float, threshold: float) -> float | None:
+        """When, in (after, until], the mouth starts to open past `threshold`, if that is known already
+        (a file analysed ahead); None otherwise."""
+        return self._history.first_opening(after, until, threshold)
 
     def mouth_at(self, t_monotonic: float) -> MouthShape:
         """The smoothed mouth shape of the newest audio captured at or before `t_monotonic`."""
@@ -196,15 +210,23 @@ class AudioDriver:
                     assert self.player is not None
                     if not self._ahead:
                         self._analyse_ahead(self.player.peek(LOOKAHEAD_HOPS))
-                    blocks = self.player.read(self._stop)
+                    in_time = not self._can_run_ahead()
+                    if in_time:
+                        blocks = self.player.read(self._stop)
+                    else:
+                        blocks = self.player.take(len(self._ahead) or 1, AHEAD_LEAD_S, self._stop)
                     if not blocks and self.player.finished:
                         latest = self._history.latest()
                         end = latest[0] if latest else self.clock.now()
+                        self.clock.sleep_until(end, self._stop)  # the last shape is due (ahead of time: not yet)
                         self._history.append(end, self._mouth.close())
                         self._active = False
                         log.info("%s: end of audio", self.label)
                         self.ended.set()
                         return
+                    for block in blocks:
+                        self._process(block, in_time)
+                    continue
                 for block in blocks:
                     self._process(block)
         except Exception:
@@ -235,7 +257,12 @@ class AudioDriver:
         per_hop_ms = (time.perf_counter() - t0) * 1000.0 / len(samples)
         self._analysis_ms.extend([per_hop_ms] * len(samples))
 
-    def _process(self, block: AudioBlock) -> None:
+    def _can_run_ahead(self) -> bool:
+        """A file whose blocks nobody needs on time: only the history (time-stamped) takes them."""
+        return (self.player is not None and self.player.realtime and not self._pcm_listeners
+                and not self._block_listeners and self._playback is None)
+
+    def _process(self, block: AudioBlock, in_time: bool = True) -> None:
         was_active = self._active
         if self._ahead:
             level_db, shape, self._active = self._ahead.popleft()
@@ -250,12 +277,16 @@ class AudioDriver:
         if self._active and not was_active:
             self._onsets.append((block.end_ts, time.monotonic()))
         self.blocks += 1
+        if not in_time:
+            return
         if self._playback is not None:
             self._playback.write(block.samples)
         for i, cb in enumerate(self._pcm_listeners):  # remove_pcm_listener replaces the list: safe to iterate
             self._call(i, cb, block.capture_ts, block.samples)
         for j, bl in enumerate(self._block_listeners):
             self._call(1000 + j, bl, block)
+        for j, bl in enumerate(self._untimed_listeners):
+            self._call(2000 + j, bl, block)
 
     def _call(self, key: int, fn: Callable[..., None], *args: Any) -> None:
         try:

@@ -133,3 +133,54 @@ def test_driver_lookahead_delivers_the_same_shapes_at_the_same_times(make_config
     assert sum(s.open > 0.05 for _, s, _ in ahead) > 100  # the mouth really moved
     assert per_hop_calls == len(hop_by_hop)
     assert per_hop_ahead <= 2  # a file is analysed in batches (at most the short last block alone)
+
+
+class _CountingClock(_StepClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeps = 0
+
+    def sleep_until(self, t: float, stop: threading.Event) -> None:
+        self.sleeps += 1
+        super().sleep_until(t, stop)
+
+
+def test_with_no_one_to_deliver_to_a_file_runs_ahead_with_the_same_history(make_config: Callable[..., AppConfig],
+                                                                         tmp_path: Path) -> None:
+    """No PCM listener, no playback, no in-time block listener (a null output): the shapes enter the
+    history ahead of time with the same time stamps, and the thread sleeps once per batch, not per hop."""
+    config = make_config(f"audio.voice_profile={tmp_path / 'none.json'}")
+    timed_clock, ahead_clock = _CountingClock(), _CountingClock()
+    timed = AudioDriver(str(SPEECH), config, realtime=True, play_audio=False, clock=timed_clock)
+    delivered: list[float] = []
+    timed.add_block_listener(lambda b: delivered.append(b.end_ts))  # on time: hop by hop
+    ahead = AudioDriver(str(SPEECH), config, realtime=True, play_audio=False, clock=ahead_clock)
+    untimed: list[float] = []
+    ahead.add_block_listener(lambda b: untimed.append(b.end_ts), in_time=False)
+    for d in (timed, ahead):
+        d.start()
+        assert d.ended.wait(60)
+        d.stop()
+    assert len(delivered) > 1000 and untimed == []  # an untimed listener is not called while running ahead
+    probes = [t + dt for t in delivered for dt in (-0.004, 0.0, 0.004)]
+    assert [ahead.mouth_at(t) for t in probes] == [timed.mouth_at(t) for t in probes]
+    assert sum(timed.mouth_at(t).open > 0.05 for t in delivered) > 100
+    assert timed_clock.sleeps >= len(delivered)
+    assert ahead_clock.sleeps <= len(delivered) // LOOKAHEAD + 5
+    assert ahead.stats()["blocks"] == timed.stats()["blocks"]
+
+
+def test_next_opening_finds_the_rising_edges_ahead(make_config: Callable[..., AppConfig], tmp_path: Path) -> None:
+    config = make_config(f"audio.voice_profile={tmp_path / 'none.json'}")
+    driver = AudioDriver(str(SPEECH), config, realtime=True, play_audio=False, clock=_StepClock())
+    driver.start()
+    assert driver.ended.wait(60)
+    driver.stop()
+    threshold = 0.1 * config.audio.mouth.max_open
+    t, edges = 999.0, []
+    while (t_next := driver.next_opening(t, 1e9, threshold)) is not None:
+        assert driver.mouth_at(t_next).open > threshold >= driver.mouth_at(t_next - 1e-6).open
+        edges.append(t_next)
+        t = t_next
+    assert len(edges) >= 3
+    assert driver.next_opening(edges[0] - 0.5, edges[0] - 1e-6, threshold) is None  # nothing before the first edge

@@ -150,3 +150,30 @@ class FilePlayer:
         self._n += 1
         self._media_n += len(x)
         return [block]
+
+    def take(self, n: int, lead_s: float, stop: threading.Event) -> list[AudioBlock]:
+        """The next `n` blocks (fewer at the end of the file) at once, `lead_s` before the first is
+        captured: for a consumer that only needs their time stamps to be right, not their delivery
+        time (the mouth history). Stamped as `read` stamps them; a stall restarts the timeline too."""
+        start = self._t0 + self._n * self.block_s
+        if self.realtime:
+            self.clock.sleep_until(start - lead_s, stop)
+            if stop.is_set():
+                return []
+            late = self.clock.now() - (start - lead_s)
+            if late > REANCHOR_S:
+                self.reanchors += 1
+                log.info("%s: playback stalled %.1f s; restarting its clock from now", self.reader.label, late)
+                self._t0 += late
+                late = 0.0
+            self.lag_ms.append(max(late, 0.0) * 1000.0)
+        out = []
+        for _ in range(n):
+            x = self._next_samples()
+            if x is None:
+                self.finished = True
+                break
+            out.append(AudioBlock(x, self._t0 + self._n * self.block_s, self._n, self.rate, media_time_s=self._media_n / self.rate))
+            self._n += 1
+            self._media_n += len(x)
+        return out

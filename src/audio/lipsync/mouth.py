@@ -140,6 +140,17 @@ class MouthHistory:
             s = self._shapes[i - 1]
             return MouthShape(s.open, s.width, s.round, s.closed)
 
+    def first_opening(self, after: float, until: float, threshold: float) -> float | None:
+        """The first time stamp in (after, until] at which the opening passes `threshold` having been at
+        or below it on the entry before (a shape analysed ahead of its time); None if there is none."""
+        with self._lock:
+            i = bisect_right(self._ts, after)
+            while i < len(self._ts) and self._ts[i] <= until:
+                if self._shapes[i].open > threshold and (i == 0 or self._shapes[i - 1].open <= threshold):
+                    return self._ts[i]
+                i += 1
+            return None
+
     def latest(self) -> tuple[float, MouthShape] | None:
         with self._lock:
             if not self._ts:
