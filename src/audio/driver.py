@@ -8,7 +8,9 @@
 One named thread ("audio-analysis") reads 10 ms blocks (from the microphone's
 bounded queue, or from a file paced on the monotonic clock), analyses them, keeps
 a short history of smoothed mouth shapes stamped with capture time, and hands
-each block to PCM listeners. A lost microphone closes the mouth, warns once and
+each block to PCM listeners. A file is analysed LOOKAHEAD_HOPS ahead in one vectorised pass (the
+same shapes); with no one to hand its blocks to on time it runs ahead altogether (AHEAD_LEAD_S).
+A lost microphone closes the mouth, warns once and
 is retried every `mic_retry_s`; nothing here raises into the pipeline after
 `start()`.
 """
