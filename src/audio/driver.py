@@ -8,7 +8,9 @@
 One named thread ("audio-analysis") reads 10 ms blocks (from the microphone's
 bounded queue, or from a file paced on the monotonic clock), analyses them, keeps
 a short history of smoothed mouth shapes stamped with capture time, and hands
-each block to PCM listeners. A lost microphone closes the mouth, warns once and
+each block to PCM listeners. A file is analysed LOOKAHEAD_HOPS ahead in one vectorised pass (the
+same shapes); with no one to hand its blocks to on time it runs ahead altogether (AHEAD_LEAD_S).
+A lost microphone closes the mouth, warns once and
 is retried every `mic_retry_s`; nothing here raises into the pipeline after
 `start()`.
 """
@@ -21,6 +23,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from src.audio.io.blocks import AudioBlock, AudioInputError
 from src.audio.io.file_player import Clock, FilePlayer, MonotonicClock
@@ -37,6 +41,15 @@ from src.core.runtime.metrics import percentiles
 log = logging.getLogger(__name__)
 
 BlockListener = Callable[[AudioBlock], None]
+# A file is analysed this many hops ahead, in one vectorised pass (the same shapes as hop by hop); each
+# shape still enters the history when its block is delivered, on time. A hop's NumPy calls cost more
+# than its arithmetic: hop by hop, the analysis was most of an audio-driven session's audio thread.
+LOOKAHEAD_HOPS = 10
+# With nobody to hand blocks to on time (no PCM listener, no playback: a null or video-only output), the
+# shapes enter the history ahead of time, stamped with their capture times (what `mouth_at` returns at
+# any instant is unchanged, and never later than hop by hop), and the thread wakes once per
+# LOOKAHEAD_HOPS instead of once per hop, this long before the batch's first hop.
+AHEAD_LEAD_S = 0.05
 
 
 def parse_audio_spec(spec: str) -> tuple[str, str | None]:
@@ -84,10 +97,13 @@ class AudioDriver:
         self._analyzer = FrameAnalyzer(acfg.sample_rate_hz, acfg.analysis_window_ms)
         self._mouth = LiveMouth(acfg, self.templates, self.hop_s)
         self._history = MouthHistory()
+        self._ahead: deque[tuple[float, MouthShape, bool]] = deque()  # analysed, not delivered: (level, shape, active)
+        self._active = False  # voice activity as of the last delivered hop
         self._play = (play_audio if play_audio is not None else acfg.play_audio) and self.kind == "file"
         self._playback: AudioPlayback | None = None
         self._pcm_listeners: list[PcmListener] = []
         self._block_listeners: list[BlockListener] = []
+        self._untimed_listeners: list[BlockListener] = []  # called per block only while blocks are delivered on time
         self._listener_errors: dict[int, int] = {}
         self._stop = threading.Event()
         self.ended = threading.Event()  # set when no more audio will come (end of a file, or stop())
@@ -111,7 +127,7 @@ class AudioDriver:
 
     @property
     def voice_active(self) -> bool:
-        return self._mouth.active and not (self.mic is not None and self.mic.lost)
+        return self._active and not (self.mic is not None and self.mic.lost)
 
     @property
     def running(self) -> bool:
@@ -126,9 +142,17 @@ class AudioDriver:
         """Stop calling `callback` (an output that closed); unknown callbacks are ignored."""
         self._pcm_listeners = [cb for cb in self._pcm_listeners if cb != callback]  # replaced, never mutated
 
-    def add_block_listener(self, callback: BlockListener) -> None:
-        """Like add_pcm_listener with the whole AudioBlock (arrival times, media time)."""
-        self._block_listeners.append(callback)
+    def add_block_listener(self, callback: BlockListener, in_time: bool = True) -> None:
+        """Like add_pcm_listener with the whole AudioBlock (arrival times, media time).
+
+        `in_time=False`: the listener can do without blocks while a file runs ahead (it reads
+        `next_opening` instead), so it does not keep the thread waking once per hop."""
+        (self._block_listeners if in_time else self._untimed_listeners).append(callback)
+
+    def next_opening(self, after: float, until: float, threshold: float) -> float | None:
+        """When, in (after, until], the mouth starts to open past `threshold`, if that is known already
+        (a file analysed ahead); None otherwise."""
+        return self._history.first_opening(after, until, threshold)
 
     def mouth_at(self, t_monotonic: float) -> MouthShape:
         """The smoothed mouth shape of the newest audio captured at or before `t_monotonic`."""
@@ -141,6 +165,7 @@ class AudioDriver:
             return
         self._stop.clear()
         self.ended.clear()
+        self._ahead.clear()
         if self.mic is not None:
             self.mic.start()
         if self._play:
@@ -185,19 +210,31 @@ class AudioDriver:
                     self._mouth_closed_for_loss = False
                 else:
                     assert self.player is not None
-                    blocks = self.player.read(self._stop)
+                    if not self._ahead:
+                        self._analyse_ahead(self.player.peek(LOOKAHEAD_HOPS))
+                    in_time = not self._can_run_ahead()
+                    if in_time:
+                        blocks = self.player.read(self._stop)
+                    else:
+                        blocks = self.player.take(len(self._ahead) or 1, AHEAD_LEAD_S, self._stop)
                     if not blocks and self.player.finished:
                         latest = self._history.latest()
                         end = latest[0] if latest else self.clock.now()
+                        self.clock.sleep_until(end, self._stop)  # the last shape is due (ahead of time: not yet)
                         self._history.append(end, self._mouth.close())
+                        self._active = False
                         log.info("%s: end of audio", self.label)
                         self.ended.set()
                         return
+                    for block in blocks:
+                        self._process(block, in_time)
+                    continue
                 for block in blocks:
                     self._process(block)
         except Exception:
             log.exception("audio analysis failed; the mouth stays closed")
             self._history.append(time.monotonic(), self._mouth.close())
+            self._active = False
         finally:
             if self.player is not None and self.player.finished:
                 self.ended.set()
@@ -205,26 +242,53 @@ class AudioDriver:
     def _close_for_loss(self) -> None:
         if not self._mouth_closed_for_loss:
             self._history.append(time.monotonic(), self._mouth.close())
+            self._active = False
             self._analyzer.reset()
             self._mouth_closed_for_loss = True
 
-    def _process(self, block: AudioBlock) -> None:
+    def _analyse_ahead(self, samples: list[np.ndarray]) -> None:
+        """Analyse the file's next hops now, in one pass; `_process` delivers them one by one."""
+        if not samples:
+            return
         t0 = time.perf_counter()
-        was_active = self._mouth.active
-        features = self._analyzer.push(block.samples)
-        shape = self._mouth.step(features)
+        features = self._analyzer.push_many(samples)
+        weights = self.templates.weights_many(np.stack([f.mfcc for f in features]))
+        for f, w in zip(features, weights, strict=True):
+            shape = self._mouth.step(f, w)
+            self._ahead.append((f.level_db, shape, self._mouth.active))
+        per_hop_ms = (time.perf_counter() - t0) * 1000.0 / len(samples)
+        self._analysis_ms.extend([per_hop_ms] * len(samples))
+
+    def _can_run_ahead(self) -> bool:
+        """A file whose blocks nobody needs on time: only the history (time-stamped) takes them."""
+        return (self.player is not None and self.player.realtime and not self._pcm_listeners
+                and not self._block_listeners and self._playback is None)
+
+    def _process(self, block: AudioBlock, in_time: bool = True) -> None:
+        was_active = self._active
+        if self._ahead:
+            level_db, shape, self._active = self._ahead.popleft()
+        else:
+            t0 = time.perf_counter()
+            features = self._analyzer.push(block.samples)
+            shape = self._mouth.step(features)
+            level_db, self._active = features.level_db, self._mouth.active
+            self._analysis_ms.append((time.perf_counter() - t0) * 1000.0)
         self._history.append(block.end_ts, shape)
-        self.last_level_db = features.level_db
-        if self._mouth.active and not was_active:
+        self.last_level_db = level_db
+        if self._active and not was_active:
             self._onsets.append((block.end_ts, time.monotonic()))
-        self._analysis_ms.append((time.perf_counter() - t0) * 1000.0)
         self.blocks += 1
+        if not in_time:
+            return
         if self._playback is not None:
             self._playback.write(block.samples)
         for i, cb in enumerate(self._pcm_listeners):  # remove_pcm_listener replaces the list: safe to iterate
             self._call(i, cb, block.capture_ts, block.samples)
         for j, bl in enumerate(self._block_listeners):
             self._call(1000 + j, bl, block)
+        for j, bl in enumerate(self._untimed_listeners):
+            self._call(2000 + j, bl, block)
 
     def _call(self, key: int, fn: Callable[..., None], *args: Any) -> None:
         try:

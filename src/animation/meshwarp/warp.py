@@ -22,6 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from src.animation.meshwarp import affine_kernel
 from src.animation.meshwarp.raster import HAVE_NUMBA, raster_affine_maps, warm_up
 from src.core.runtime.threads import configure as configure_threads
 
@@ -53,11 +54,17 @@ class PiecewiseAffineWarper:
         self.use_compiled = HAVE_NUMBA if compiled is None else (compiled and HAVE_NUMBA)
         if self.use_compiled:
             warm_up()
+            affine_kernel.warm_up()
         self.last_roi: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def _affines(self, dst: np.ndarray, depth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Active triangles (moved, facing the camera) and their dst corners, far to near when
         `depth` (per point, larger = farther) is given; fills the affine tables."""
+        if self.use_compiled:  # the same numbers in one compiled pass (the tables are the OpenCV path's)
+            active, d, self._coefs, self.culled = affine_kernel.affines_compiled(
+                dst, depth if depth is not None else dst[:, 0], depth is not None, self.src, self.triangles, self._src_tri,
+                self._src_sign, self._cullable)
+            return active, d
         tri = self.triangles
         moved = np.abs(dst - self.src).max(axis=1) > MOVE_EPS_PX
         active = np.flatnonzero(moved[tri].any(axis=1))

@@ -60,6 +60,10 @@ class FrameAnalyzer:
         self._hamming = np.hamming(self.win).astype(np.float32)
         self._fb = mel_filterbank(sample_rate_hz, self.n_fft, N_MELS)
         self._dct = dct_matrix(N_MELS, N_MFCC + 1)[1:].T.copy()
+        # The float64 operands NumPy would cast to on every product (C order, as its cast makes them:
+        # the same BLAS call, the same result), made once.
+        self._fb_t64 = np.ascontiguousarray(self._fb.T, dtype=np.float64)
+        self._dct64 = np.ascontiguousarray(self._dct, dtype=np.float64)
         # Voicing: normalised cross-correlation of the newest `_corr_win` samples with the
         # audio 2.5..14 ms (400..70 Hz) earlier, on DC-blocked audio.
         self._corr_win = int(round(sample_rate_hz * 0.02))
@@ -88,29 +92,81 @@ class FrameAnalyzer:
         _shift_in(self._vbuf, self._dc_block(x))
         return FrameFeatures(level_dbfs(x), self.mfcc(), self.voicing())
 
+    def push_many(self, blocks: list[np.ndarray]) -> list[FrameFeatures]:
+        """`push` on each block in turn, the same features bit for bit, in one vectorised pass over
+        the blocks (a file read ahead: the per-hop NumPy calls dominate the cost of one hop)."""
+        xs = [np.asarray(b, dtype=np.float32) for b in blocks]
+        n = len(xs[0]) if xs else 0
+        if len(xs) < 2 or n == 0 or any(len(x) != n for x in xs):
+            return [self.push(x) for x in xs]
+        k = len(xs)
+        x = np.concatenate(xs)
+        emph = np.empty_like(x)
+        emph[1:] = x[1:] - 0.97 * x[:-1]
+        prev = [self._prev, *(float(v) for v in x[n - 1 : -1 : n])]
+        for i in range(k):  # a hop's first sample as `push` computes it (in float64, then stored)
+            emph[i * n] = x[i * n] - 0.97 * prev[i]
+        self._prev = float(x[-1])
+        dc = self._dc_block(x)
+        # The analysis windows ending at each hop: views into the stream with the state before it.
+        ewin = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._emph, emph]), self.win)[n::n]
+        vwin = np.lib.stride_tricks.sliding_window_view(np.concatenate([self._vbuf, dc]), len(self._vbuf))[n::n]
+        self._emph[:] = ewin[-1]
+        self._vbuf[:] = vwin[-1]
+        spec = np.fft.rfft(ewin * self._hamming, self.n_fft, axis=-1)
+        power = spec.real**2 + spec.imag**2
+        # One product per hop: a batched (gemm) product rounds differently from the hop's (gemv).
+        mel_db = 10.0 * np.log10(np.maximum(np.stack([p @ self._fb_t64 for p in power]), 1e-10))
+        mfcc = np.stack([m @ self._dct64 for m in mel_db]).astype(np.float32)
+        ms = np.mean(np.square(x.reshape(k, n), dtype=np.float64), axis=1)
+        voicing = _voicing_many(vwin, self._corr_win, self._lag_hi, self._lag_lo)
+        out = []
+        for i in range(k):
+            level = max(SILENT_DB, 20.0 * np.log10(float(np.sqrt(ms[i])) + 1e-12))
+            out.append(FrameFeatures(level, mfcc[i], voicing[i]))
+        return out
+
     def mfcc(self) -> np.ndarray:
         spec = np.fft.rfft(self._emph * self._hamming, self.n_fft)
         power = spec.real**2 + spec.imag**2
-        mel_db = 10.0 * np.log10(np.maximum(power @ self._fb.T, 1e-10))
-        return (mel_db @ self._dct).astype(np.float32)
+        mel_db = 10.0 * np.log10(np.maximum(power @ self._fb_t64, 1e-10))
+        return (mel_db @ self._dct64).astype(np.float32)
 
     def _dc_block(self, x: np.ndarray) -> np.ndarray:
         y, self._dc_zi = self._lfilter([1.0, -1.0], [1.0, -0.995], x, zi=self._dc_zi)
         return y.astype(np.float32)
 
     def voicing(self) -> float:
-        x = self._vbuf
-        w = self._corr_win
-        a = x[-w:]
-        e0 = float(np.dot(a, a))
-        if e0 <= 1e-10:
-            return 0.0
-        c = np.correlate(x[: w + self._lag_hi - self._lag_lo], a, mode="valid")  # c[k]: a against x[k:k+w]
-        sq = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
-        k = np.arange(len(c))
-        ek = sq[k + w] - sq[k]
-        nccf = c / np.sqrt(np.maximum(e0 * ek, 1e-20))
-        return float(np.clip(nccf.max(), 0.0, 1.0))
+        return _voicing(self._vbuf, self._corr_win, self._lag_hi, self._lag_lo)
+
+
+def _voicing(x: np.ndarray, w: int, lag_hi: int, lag_lo: int) -> float:
+    """Peak normalised cross-correlation of the newest `w` samples of `x` with the audio lag_lo..lag_hi earlier."""
+    a = x[-w:]
+    e0 = float(np.dot(a, a))
+    if e0 <= 1e-10:
+        return 0.0
+    c = np.correlate(x[: w + lag_hi - lag_lo], a, mode="valid")  # c[k]: a against x[k:k+w]
+    sq = np.concatenate([[0.0], np.cumsum(np.square(x, dtype=np.float64))])
+    k = np.arange(len(c))
+    ek = sq[k + w] - sq[k]
+    nccf = c / np.sqrt(np.maximum(e0 * ek, 1e-20))
+    return float(np.clip(nccf.max(), 0.0, 1.0))
+
+
+def _voicing_many(xs: np.ndarray, w: int, lag_hi: int, lag_lo: int) -> list[float]:
+    """`_voicing` of each row of `xs`, the same values: the products stay per row (BLAS dot), the
+    element-wise parts and the running energies (sequential sums either way) are done for all rows."""
+    a = xs[:, -w:]
+    e0 = np.array([float(np.dot(r, r)) for r in a])
+    c = np.stack([np.correlate(x[: w + lag_hi - lag_lo], r, mode="valid") for x, r in zip(xs, a, strict=True)])
+    sq = np.zeros((len(xs), xs.shape[1] + 1))
+    np.cumsum(np.square(xs, dtype=np.float64), axis=1, out=sq[:, 1:])
+    m = c.shape[1]
+    ek = sq[:, w : w + m] - sq[:, :m]
+    nccf = c / np.sqrt(np.maximum(e0[:, None] * ek, 1e-20))
+    peak = np.clip(nccf.max(axis=1), 0.0, 1.0)
+    return [0.0 if e <= 1e-10 else float(p) for e, p in zip(e0, peak, strict=True)]
 
 
 def _shift_in(buf: np.ndarray, x: np.ndarray) -> None:

@@ -76,10 +76,11 @@ class LiveMouth:
         self.last_vowel = ""
         self.loudness = 0.0
 
-    def step(self, f: FrameFeatures) -> MouthShape:
+    def step(self, f: FrameFeatures, vowel_weights: np.ndarray | None = None) -> MouthShape:
+        """The shape after hop `f`; `vowel_weights`: `templates.weights(f.mfcc)` if already known."""
         active = self.vad.update(f.level_db, f.voicing)
         if active:
-            w = self.templates.weights(f.mfcc)  # only a voiced hop needs its vowel
+            w = vowel_weights if vowel_weights is not None else self.templates.weights(f.mfcc)  # only a voiced hop needs its vowel
             self._weights += self._vowel_alpha * (w - self._weights)
             # a fresh onset takes the current vowel at once: no smear from the last word
             if self.vad.onsets and self._open.value[0] < 0.02:
@@ -138,6 +139,17 @@ class MouthHistory:
                 return MouthShape()
             s = self._shapes[i - 1]
             return MouthShape(s.open, s.width, s.round, s.closed)
+
+    def first_opening(self, after: float, until: float, threshold: float) -> float | None:
+        """The first time stamp in (after, until] at which the opening passes `threshold` having been at
+        or below it on the entry before (a shape analysed ahead of its time); None if there is none."""
+        with self._lock:
+            i = bisect_right(self._ts, after)
+            while i < len(self._ts) and self._ts[i] <= until:
+                if self._shapes[i].open > threshold and (i == 0 or self._shapes[i - 1].open <= threshold):
+                    return self._ts[i]
+                i += 1
+            return None
 
     def latest(self) -> tuple[float, MouthShape] | None:
         with self._lock:

@@ -27,12 +27,13 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 
 from src.core.config import WebRTCOutputConfig
 from src.core.errors import OutputError
-from src.output.webrtc import prometheus
+from src.output.webrtc import audio_level, prometheus
 from src.output.webrtc.auth import authorized
 from src.output.webrtc.shared_encoder import SharedPacketTrack, SharedVp8Encoder
 from src.output.webrtc.tracks import AudioFanIn, FrameHub, HubVideoTrack, PcmAudioTrack
 
 log = logging.getLogger(__name__)
+audio_level.install()  # aiortc's per-frame audio level, the same value without a Python loop per sample
 
 STATIC_FILES = {"app.js": "text/javascript", "stamp.js": "text/javascript", "style.css": "text/css",
                 "chroma.js": "text/javascript"}
