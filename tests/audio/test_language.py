@@ -19,13 +19,13 @@ from src.core.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def german_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pcm, rate, _ = speech("de")  # two German phrases from the bundled espeak-ng, 48 kHz 24-bit stereo as the issue had
+    pcm, rate, _ = speech("de", 2)  # two German phrases from the bundled espeak-ng, 48 kHz 24-bit stereo as the issue had
     return write_format(tmp_path_factory.mktemp("de") / "de.wav", pcm, rate, 48000, 2)
 
 
 @pytest.fixture(scope="module")
 def english_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pcm, rate, _ = speech("en-us")
+    pcm, rate, _ = speech("en-us", 2)
     return write_format(tmp_path_factory.mktemp("en") / "en.wav", pcm, rate, 44100, 1)
 
 
@@ -51,7 +51,7 @@ def test_declared_non_english_file_is_not_driven_by_english_phones(german_wav: P
 
 @pytest.fixture(scope="module")
 def portuguese_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pcm, rate, _ = speech("pt")  # Portuguese passed the old acoustic-fit check and got English phones
+    pcm, rate, _ = speech("pt", 2)  # Portuguese passed the old acoustic-fit check and got English phones
     return write_format(tmp_path_factory.mktemp("pt") / "pt.wav", pcm, rate, 16000, 1)
 
 
@@ -89,7 +89,7 @@ def test_live_method_render_has_no_lag_against_its_own_audio(run_cli, carphone: 
     assert r.returncode == 0, r.stderr
     assert "live vowel method" in r.stderr
     opening, fps = mp4_mouth_opening(out)
-    pcm, rate, regions = speech("en-us")
+    pcm, rate, regions = speech("en-us", 2)
     pcm16k = resample_poly(pcm.astype(np.float64), 320, 441)
     rest = float(np.nanmedian(opening[: int((regions[0][0] - 0.15) * fps)]))
     env = envelope_ms(pcm16k, 16000)
