@@ -1,7 +1,8 @@
 """The live method's mouth keeps time with the phonemes: against a mouth timed by espeak-ng's own phoneme events
 on the same audio (tracks, no render: nothing here depends on this VM's speed), its best-alignment lag is within
-10 ms for pt, es, nl and en-us (measured 0, +1.5, -2, -0.5 ms; without the offline lookahead pt reads +18 and es
-+11.5, so a lost lookahead fails here). de (+13) and fr (+30.5) are further off: README, `live_vs_phoneme_timing`."""
+10 ms for pt, es, nl and en-us (measured 0 / +2.5, +1.5 / +2.5, -2 / -0.5, -0.5 / +5 ms in two runs: espeak-ng's
+output varies by call; without the offline lookahead pt reads +18 and es +11.5, so a lost lookahead fails here).
+de (+11.5 / +13) and fr (+23 / +30.5) are further off: README, `live_vs_phoneme_timing`."""
 
 from __future__ import annotations
 
