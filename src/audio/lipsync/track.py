@@ -24,6 +24,7 @@ import numpy as np
 
 from src.audio.io.file_source import AudioFileReader
 from src.audio.lipsync.analysis import FrameAnalyzer, VoiceActivityDetector, speech_regions
+from src.audio.lipsync.english_check import EnglishFit
 from src.audio.lipsync.language import choose_method, live_method_delay_s, phones_allowed
 from src.audio.lipsync.phones import PhoneRecognizer, PhoneSegment
 from src.audio.lipsync.visemes import Seg, build_timeline, class_shape_segments, phone_shape_segments, sample_timeline, vector_to_shape
@@ -111,8 +112,10 @@ def _smooth_classes(classes: list[str], k: int) -> list[str]:
     return out
 
 
-def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates, recognise: bool = True) -> dict[str, Any]:
-    """One streaming pass: per-hop level, voicing and vowel class, and phones (if `recognise`)."""
+def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates, recognise: bool = True,
+                 check_english: bool = False) -> dict[str, Any]:
+    """One streaming pass: per-hop level, voicing and vowel class, and phones (if `recognise`); with
+    `check_english`, how English-like the speech is (english_check.py)."""
     acfg = config.audio
     reader = AudioFileReader(path, acfg.sample_rate_hz)
     hop_s = acfg.block_ms / 1000.0
@@ -125,6 +128,7 @@ def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates,
             recognizer = PhoneRecognizer()
         except Exception as exc:  # noqa: BLE001 - pocketsphinx missing or its model unreadable
             error = f"phone recogniser unavailable ({exc})"
+    checker = EnglishFit() if recognizer is not None and check_english else None
     levels: list[float] = []
     voicing: list[float] = []
     classes: list[int] = []
@@ -144,10 +148,16 @@ def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates,
         try:
             if active and not recognizer.in_utterance:
                 recognizer.begin(max(0.0, (i - len(preroll) + 1) * hop_s))
+                if checker is not None:
+                    checker.begin(max(0.0, (i - len(preroll) + 1) * hop_s))
                 for b in preroll:
                     recognizer.feed(b)
+                    if checker is not None:
+                        checker.feed(b)
             elif recognizer.in_utterance:
                 recognizer.feed(block)
+                if checker is not None:
+                    checker.feed(block)
             quiet = 0 if active else quiet + 1
             if recognizer.in_utterance and quiet >= UTTERANCE_END_HOPS:
                 recognizer.end()
@@ -160,6 +170,12 @@ def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates,
         except Exception as exc:  # noqa: BLE001 - any recogniser failure falls back to the live method
             error = f"phone recognition failed ({exc})"
             recognizer = None
+    english_fit = None
+    if checker is not None and recognizer is not None:
+        try:
+            english_fit = checker.score(speech_regions(np.asarray(levels), np.asarray(voicing), acfg.vad, hop_s))
+        except Exception as exc:  # noqa: BLE001 - a failed check falls back to the live method, it does not end the render
+            error = f"English check failed ({exc})"
     return {
         "duration_s": n_samples / acfg.sample_rate_hz,
         "levels": np.asarray(levels, np.float32),
@@ -167,6 +183,7 @@ def analyse_file(path: str | Path, config: AppConfig, templates: VowelTemplates,
         "classes": np.asarray(classes, np.int16),
         "phones": recognizer.segments if recognizer is not None else None,
         "acoustic_fit": recognizer.acoustic_fit if recognizer is not None else None,
+        "english_fit": english_fit,
         "error": error,
         "decode_errors": reader.decode_errors,
     }
@@ -186,11 +203,12 @@ def file_mouth_track(path: str | Path, fps: float, config: AppConfig, method: st
     templates = templates or load_templates(acfg)
     hop_s = acfg.block_ms / 1000.0
     t0 = time.perf_counter()
-    a = analyse_file(path, config, templates, recognise=method != "live" and phones_allowed(acfg.language))
+    a = analyse_file(path, config, templates, recognise=method != "live" and phones_allowed(acfg.language),
+                     check_english=method == "auto" and acfg.language == "auto")
     regions = speech_regions(a["levels"], a["voicing"], acfg.vad, hop_s)
     duration = float(a["duration_s"])
     plausible = _plausible(a["phones"], regions) if a["phones"] is not None else None
-    used, reason = choose_method(acfg.language, method, plausible, a["acoustic_fit"], a["error"])
+    used, reason = choose_method(acfg.language, method, plausible, a["english_fit"], a["error"])
     shapes: list[Seg] = []
     lookahead_s = 0.0
     if used == "phones":
@@ -220,6 +238,7 @@ def file_mouth_track(path: str | Path, fps: float, config: AppConfig, method: st
         "reason": reason,
         "language": acfg.language,
         "acoustic_fit": None if a["acoustic_fit"] is None else round(float(a["acoustic_fit"]), 3),
+        "english_fit": None if a["english_fit"] is None else round(float(a["english_fit"]), 3),
         "lookahead_ms": round(1000.0 * lookahead_s, 1),
         "phones": 0 if a["phones"] is None else sum(1 for p in a["phones"] if not p.is_silence),
         "regions": len(regions),
