@@ -6,7 +6,9 @@ Exit status: 0 on success, 2 on a user error (a one-line message on stderr), 1 o
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
+import signal
 import sys
 import traceback
 
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: for a stop that hangs
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         return commands.dispatch(args)
     except UserError as exc:

@@ -10,12 +10,14 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from src.bench.recording_vcam import register_recording_backend
 from src.capture.face_tracker import FaceTracker
@@ -69,7 +71,14 @@ def test_cli_run_with_webrtc_output_streams_the_avatar_to_a_viewer(cache_dir: Pa
             stats = json.loads(r.read())
         assert stats["frames"] >= 10 and stats["viewers_total"] >= 1
         proc.send_signal(signal.SIGINT)  # Ctrl+C: a clean stop
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # the CLI dumps every thread's stack (faulthandler)
+            time.sleep(2)
+            proc.kill()
+            _, err = proc.communicate(timeout=10)
+            pytest.fail(f"no exit within 60 s of SIGINT; the threads then:\n{err[-6000:]}")
         assert proc.returncode == 0, err[-2000:]
         assert "Traceback" not in err
     finally:
