@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from src.bench.outputs import CHROMIUM, CHROMIUM_ARGS, chromium_missing
+from src.bench.outputs import chromium_missing
+from tests.support.chromium import launched_chromium
 from tests.support.media import ffmpeg
 from tests.support.serve import ServeServer, wait_for
 
@@ -58,18 +59,10 @@ def fake_media(carphone: Path, shared_assets: Path, media_dir: Path) -> tuple[Pa
 
 @pytest.fixture(scope="module")
 def browser(fake_media: tuple[Path, Path]) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
     y4m, wav = fake_media
-    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}"]
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    with launched_chromium("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                           f"--use-file-for-fake-video-capture={y4m}", f"--use-file-for-fake-audio-capture={wav}") as b:
         yield b
-        b.close()
-    finally:
-        pw.stop()
 
 
 @pytest.fixture(scope="module")

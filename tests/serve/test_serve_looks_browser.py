@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from src.bench.outputs import CHROMIUM, CHROMIUM_ARGS, chromium_missing
+from src.bench.outputs import chromium_missing
+from tests.support.chromium import launched_chromium
 from tests.support.serve import ServeServer, create, http, wait_for
 
 pytestmark = [
@@ -22,15 +23,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with launched_chromium() as b:
         yield b
-        b.close()
-    finally:
-        pw.stop()
 
 
 @pytest.fixture(scope="module")
