@@ -10,6 +10,7 @@ Exit status: 0 on success, 2 on a user error (a one-line message on stderr), 1 o
 The parser and the commands live in src/app/.
 """
 
+import faulthandler
 import os
 import sys
 
@@ -20,5 +21,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # no BLAS workers to spin ev
 
 from src.app.cli import main
 
+EXIT_WATCHDOG_S = 20.0
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    # Every stage was joined with a timeout inside main(); only the interpreter's exit is left. Should a thread
+    # keep it from ending, print every thread's stack and end anyway (status 1): Ctrl+C always ends the process.
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
+    sys.exit(status)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -305,6 +306,7 @@ class LivePipeline:
         """Block until `duration_s` passes, stop is requested, or the driver ends; then stop."""
         deadline = None if duration_s is None else time.monotonic() + duration_s
         next_log = time.monotonic() + self.config.pipeline.metrics_interval_s
+        restore = self._ctrl_c_requests_stop()
         try:
             while not self.stop_event.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
@@ -320,7 +322,28 @@ class LivePipeline:
         except KeyboardInterrupt:
             log.info("interrupted; stopping")
         finally:
+            restore()
             self.stop()
+
+    def _ctrl_c_requests_stop(self) -> Callable[[], None]:
+        """On the main thread, Ctrl+C (SIGINT) sets the stop event instead of raising KeyboardInterrupt at
+        whatever line runs then (inside a lock, half way through a log call); a second Ctrl+C raises as usual.
+        Returns the function that puts the previous handler back."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if self.stop_event.is_set():
+                raise KeyboardInterrupt
+            log.info("interrupted; stopping")
+            self.stop_event.set()
+
+        def restore() -> None:
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, on_sigint)
+        return restore
 
     def stop(self) -> list[str]:
         """Stop every thread (outputs drain what is queued for them first); returns the names of any still

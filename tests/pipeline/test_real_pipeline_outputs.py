@@ -79,7 +79,7 @@ def test_cli_run_with_webrtc_output_streams_the_avatar_to_a_viewer(cache_dir: Pa
             proc.kill()
             _, err = proc.communicate(timeout=10)
             pytest.fail(f"no exit within 60 s of SIGINT; the threads then:\n{err[-6000:]}")
-        assert proc.returncode == 0, err[-2000:]
+        assert proc.returncode == 0, err[-6000:]
         assert "Traceback" not in err
     finally:
         if proc.poll() is None:

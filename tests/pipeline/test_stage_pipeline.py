@@ -3,6 +3,8 @@ metrics at any time, stopping, and faults (a throwing animator, a corrupt frame,
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -197,6 +199,35 @@ def test_stop_from_an_output_ends_the_run(make_config) -> None:
     pipe.run(duration_s=20.0)
     assert time.monotonic() - t0 < 5.0
     assert not _ours_alive()
+
+
+def test_ctrl_c_stops_the_run_and_a_second_one_raises(make_config) -> None:
+    """SIGINT during run() sets the stop event (no KeyboardInterrupt at a random line); the handler is put back."""
+    before = signal.getsignal(signal.SIGINT)
+    rec = Recorder("rec", realtime=False)
+    pipe = LivePipeline(make_config(), ConstAnimator(make_config()), [rec])
+    pipe.start()
+    kill = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    kill.start()
+    t0 = time.monotonic()
+    pipe.run(duration_s=30.0)
+    kill.join()
+    assert time.monotonic() - t0 < 15.0, "Ctrl+C ended the run"
+    assert pipe.stop_event.is_set() and not _ours_alive() and pipe.errors() == []
+    assert signal.getsignal(signal.SIGINT) is before
+    # the handler itself: the first press asks for a stop, a second one (already stopping) raises as before
+    pipe2 = LivePipeline(make_config(), ConstAnimator(make_config()), [Recorder("rec2", realtime=False)])
+    restore = pipe2._ctrl_c_requests_stop()
+    try:
+        handler = signal.getsignal(signal.SIGINT)
+        assert callable(handler)
+        handler(signal.SIGINT, None)
+        assert pipe2.stop_event.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGINT, None)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_driver_end_finishes_the_run(make_config, face_video: Path) -> None:
