@@ -135,9 +135,13 @@ def _urls(request: web.Request, sid: str, tokens: SessionTokens) -> tuple[str, s
     return f"{base}/view/{sid}?token={tokens.viewer}", f"{base}/?session={sid}&token={tokens.control}"
 
 
-async def _read_create_form(request: web.Request, config: AppConfig) -> tuple[dict[str, str], bytes | None]:
+FORM_FILES = ("portrait", "background_image")
+FORM_FIELDS = ("animator", "driver", "output_size_px", "background")
+
+
+async def _read_create_form(request: web.Request, config: AppConfig) -> tuple[dict[str, str], dict[str, bytes]]:
     fields: dict[str, str] = {}
-    portrait: bytes | None = None
+    files: dict[str, bytes] = {}
     ctype = request.content_type
     if ctype == "multipart/form-data":
         reader = await request.multipart()
@@ -147,29 +151,50 @@ async def _read_create_form(request: web.Request, config: AppConfig) -> tuple[di
             if part is None:
                 break
             name = getattr(part, "name", None) or ""
-            if name == "portrait":
+            if name in FORM_FILES:
                 buf = bytearray()
                 while chunk := await part.read_chunk(1 << 16):  # type: ignore[union-attr]  # a form field is a body part, not a nested multipart
                     buf.extend(chunk)
                     if len(buf) > limit:
-                        raise UploadError(413, f"portrait: over the limit of {limit} bytes (serve.max_upload_bytes); "
+                        raise UploadError(413, f"{name}: over the limit of {limit} bytes (serve.max_upload_bytes); "
                                                "upload a smaller image")
-                portrait = bytes(buf)
-            elif name in ("animator", "driver", "output_size_px"):
+                files[name] = bytes(buf)
+            elif name in FORM_FIELDS:
                 fields[name] = (await part.text()).strip()  # type: ignore[union-attr]  # a form field is a body part, not a nested multipart
             else:
-                raise ApiError(400, f"form field {name!r}: unknown; the fields are portrait, animator, driver, output_size_px")
+                raise ApiError(400, f"form field {name!r}: unknown; the fields are {', '.join(FORM_FILES + FORM_FIELDS)}")
     elif ctype == "application/json":
         data = await _body(request, m.CreateSessionForm)
-        fields = {k: str(v) for k, v in data.model_dump(exclude_none=True, exclude={"portrait"}).items()}
+        fields = {k: str(v) for k, v in data.model_dump(exclude_none=True, exclude={"portrait", "background_image"}).items()}
     elif ctype in ("application/octet-stream", "") and not request.can_read_body:
         pass
     elif request.can_read_body:
         raise ApiError(415, f"Content-Type {ctype!r}: send multipart/form-data (a 'portrait' file and fields) or JSON")
-    return fields, portrait
+    return fields, files
 
 
-def _spec(fields: dict[str, str], portrait_path: str) -> SessionSpec:
+def _background(fields: dict[str, str], image_path: str | None) -> str | None:
+    """The session's background spec from the form: a stored upload, or a mode checked for form (400 otherwise)."""
+    from src.core.background_spec import validate_spec
+    from src.core.errors import ConfigError
+
+    raw = fields.get("background") or None
+    if image_path is not None:
+        if raw is not None and raw.strip().lower() != "image":
+            raise ApiError(400, f"background {raw!r} with a background_image file: send one of the two")
+        return f"image:{image_path}"
+    if raw is None:
+        return None
+    try:
+        spec = validate_spec(raw)
+    except ConfigError as exc:
+        raise ApiError(400, str(exc).replace("animation.background ", "background ", 1)) from None
+    if spec.lower().startswith("image:") or spec.lower() == "image":
+        raise ApiError(400, "background image:PATH: not over HTTP; upload the picture as the background_image file")
+    return spec
+
+
+def _spec(fields: dict[str, str], portrait_path: str, background_path: str | None = None) -> SessionSpec:
     from src.animation import ANIMATORS
 
     driver = fields.get("driver") or "browser"
@@ -184,7 +209,8 @@ def _spec(fields: dict[str, str], portrait_path: str) -> SessionSpec:
         if not raw.isdigit() or not 64 <= int(raw) <= 2048 or int(raw) % 2:
             raise ApiError(400, f"output_size_px {raw!r}: give an even number of pixels from 64 to 2048, e.g. 512")
         size = int(raw)
-    return SessionSpec(portrait=portrait_path, driver=driver, animator=animator, output_size_px=size)
+    return SessionSpec(portrait=portrait_path, driver=driver, animator=animator, output_size_px=size,
+                       background=_background(fields, background_path))
 
 
 # -- handlers ---------------------------------------------------------------------------------
@@ -212,12 +238,15 @@ async def create_session(request: web.Request) -> web.Response:
     state = request.app[STATE]
     config = state.config
     check_admin(request, state.admin_token)
-    fields, portrait = await _read_create_form(request, config)
-    if portrait is not None:
-        path = str(await asyncio.to_thread(store_portrait, portrait, config))
+    fields, files = await _read_create_form(request, config)
+    if "portrait" in files:
+        path = str(await asyncio.to_thread(store_portrait, files["portrait"], config))
     else:
         path = str(resolve_path(config.source.image))
-    spec = _spec(fields, path)
+    background_path = None
+    if "background_image" in files:
+        background_path = str(await asyncio.to_thread(store_portrait, files["background_image"], config, "background_image"))
+    spec = _spec(fields, path, background_path)
     refusal = state.admission.check(len(state.engine.list()) + state.pending)
     if refusal is not None:
         state.admission.count(refusal)
@@ -327,6 +356,13 @@ async def expression(request: web.Request) -> web.Response:
     return _json(m.ExpressionState.model_validate(result))
 
 
+async def background(request: web.Request) -> web.Response:
+    session, _ = _session(request)
+    body: m.BackgroundRequest = await _body(request, m.BackgroundRequest)
+    result = await asyncio.to_thread(session.set_background, body.background)
+    return _json(m.BackgroundState.model_validate(result))
+
+
 async def audio(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     session, _ = _session(request)
@@ -420,6 +456,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/api/sessions/{id}/offer", offer),
     ("POST", "/api/sessions/{id}/controls", controls),
     ("POST", "/api/sessions/{id}/expression", expression),
+    ("POST", "/api/sessions/{id}/background", background),
     ("GET", "/api/sessions/{id}/audio", audio),
     ("GET", "/health", health),
     ("GET", "/health/ready", health_ready),
@@ -443,6 +480,9 @@ API_ROUTES: list[ApiRoute] = [
     ApiRoute("POST", "/api/sessions/{id}/expression", "Show an expression (smile, surprise, anger, sadness; none) at an "
              "intensity 0-1, held or for hold_s seconds; 409 for an animator without expressions", m.ExpressionRequest,
              m.ExpressionState, errors=(400, 404, 409)),
+    ApiRoute("POST", "/api/sessions/{id}/background", "Show another background from the next frame on (keep, blur, "
+             "color:#RRGGBB, transparent); 409 for an animator without a background layer", m.BackgroundRequest,
+             m.BackgroundState, errors=(400, 404, 409)),
     ApiRoute("GET", "/api/sessions/{id}/audio", "WebSocket: PCM s16le mono at ?rate=16000|24000|48000; text "
              "messages {\"type\": \"interrupt\"} and {\"type\": \"end\"}", status=101, errors=(404,)),
     ApiRoute("GET", "/health", "Liveness", None, m.Health, auth="none"),

@@ -24,6 +24,10 @@ class CreateSessionForm(Body):
     animator: str | None = Field(None, description="animator name (default: animation.model)")
     driver: Literal["browser", "text", "audio", "none"] = "browser"
     output_size_px: int | None = Field(None, ge=64, le=2048, description="output frame side in pixels (even)")
+    background: str | None = Field(None, description="keep | blur | color:#RRGGBB | transparent (default: "
+                                   "animation.background); a picture: the background_image file")
+    background_image: bytes | None = Field(None, description="a picture to show behind the person (PNG/JPEG), "
+                                           "scaled to cover the frame", json_schema_extra={"format": "binary"})
 
 
 class SessionCreated(Body):
@@ -58,6 +62,15 @@ class ExpressionState(Body):
     shown: float = Field(description="how far it shows now (it eases in and out over 0.25 s)")
 
 
+class BackgroundRequest(Body):
+    background: str = Field(description="keep | blur | color:#RRGGBB | transparent", examples=["blur", "color:#1E90FF"])
+
+
+class BackgroundState(Body):
+    background: str = Field(description="the background shown now")
+    transparent: bool = Field(description="the stream carries the key colour behind the person")
+
+
 class SessionInfo(Body):
     id: str
     state: str
@@ -76,6 +89,7 @@ class SessionInfo(Body):
     audio_underruns: int
     controls: Controls
     expression: ExpressionState | None = Field(None, description="null for an animator without expressions")
+    background: str = Field("keep", description="the background shown now (a picture shows as image:...)")
     transparent: bool = Field(False, description="animation.background is transparent: the stream carries key_color "
                                                  "behind the person, and the viewer page keys it out to alpha")
     key_color: str = Field("#00B140", description="the key colour behind the person (#RRGGBB)")

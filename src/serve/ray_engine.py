@@ -15,6 +15,7 @@ Admission: a session that would not find `session_num_cpus` free CPUs in the clu
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -94,7 +95,8 @@ class SessionActor:
     """The thin shell run by Ray around one `Session` (see the module doc). Made remote in `RayEngine`."""
 
     def __init__(self, session_id: str, spec: SessionSpec, portrait_ref: list[Any], suffix: str, config: AppConfig,
-                 animator_factory: AnimatorFactory = default_animator_factory) -> None:
+                 animator_factory: AnimatorFactory = default_animator_factory,
+                 background_ref: list[Any] | None = None) -> None:
         ray = import_ray()
         # the portrait bytes live in the object store, owned (kept alive) by the front server's handle,
         # so a re-created actor reads them again; nested in a list so Ray passes the reference, not the value
@@ -103,14 +105,14 @@ class SessionActor:
         self.node_id: str = ctx.get_node_id()
         self.restarted = bool(ctx.was_current_actor_reconstructed)
         self.error: tuple[str, str, str, int] | None = None
-        self._tmp: str | None = None
+        self._tmps: list[str] = []
         front_path = spec.portrait
         if portrait is not None:  # this node may not share a disk with the front server
-            fd, self._tmp = tempfile.mkstemp(prefix=f"puppetcam-{session_id}-", suffix=suffix)
-            with os.fdopen(fd, "wb") as f:
-                f.write(portrait)
-            spec = SessionSpec(portrait=self._tmp, driver=spec.driver, animator=spec.animator,
-                               output_size_px=spec.output_size_px)
+            spec = dataclasses.replace(spec, portrait=self._local_copy(session_id, portrait, suffix))
+        if background_ref and spec.background:  # the uploaded background picture, likewise
+            picture: bytes = ray.get(background_ref[0])
+            local = self._local_copy(session_id, picture, Path(spec.background[6:]).suffix or ".png")
+            spec = dataclasses.replace(spec, background=f"image:{local}")
         self.session = Session(session_id, spec, config, animator_factory)
         try:
             self.session.prepare()
@@ -121,12 +123,19 @@ class SessionActor:
             self.session.start()
         except Exception as exc:  # noqa: BLE001 - reported by ready(), the engine turns it into an HTTP error
             module, name, message, status = encode_error(exc)
-            if self._tmp is not None:  # name the front server's file, as the local engine does
-                message = message.replace(self._tmp, front_path)
+            if self._tmps:  # name the front server's file, as the local engine does
+                message = message.replace(self._tmps[0], front_path)
             self.error = (module, name, message, status)
             self.session.stop("failed to start")
         if self.restarted:
             log.warning("session %s re-created on node %s", session_id, self.node_id[:8])
+
+    def _local_copy(self, session_id: str, data: bytes, suffix: str) -> str:
+        fd, path = tempfile.mkstemp(prefix=f"puppetcam-{session_id}-", suffix=suffix)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        self._tmps.append(path)
+        return path
 
     def ready(self) -> tuple[str, tuple[str, str, str, int] | None]:
         return self.node_id, self.error
@@ -149,8 +158,8 @@ class SessionActor:
 
     def stop(self, reason: str | None = None) -> None:
         self.session.stop(reason)
-        if self._tmp is not None:
-            Path(self._tmp).unlink(missing_ok=True)
+        for path in self._tmps:
+            Path(path).unlink(missing_ok=True)
 
 
 # -- the handle the HTTP layer holds --------------------------------------------------------------
@@ -213,6 +222,9 @@ class RaySessionHandle:
 
     def set_expression(self, name: str, intensity: float = 0.8, hold_s: float | None = None) -> dict[str, Any]:
         return self._call("set_expression", name, intensity, hold_s)
+
+    def set_background(self, spec: str) -> dict[str, Any]:
+        return self._call("set_background", spec)
 
     def info(self) -> dict[str, Any]:
         try:
@@ -307,12 +319,16 @@ class RayEngine:
         ray = import_ray()
         session_id = secrets.token_hex(6)
         portrait_ref = [ray.put(Path(spec.portrait).read_bytes())] if spec.portrait else []
+        background_ref = []
+        if spec.background and spec.background.lower().startswith("image:"):
+            background_ref = [ray.put(Path(spec.background[6:]).read_bytes())]
         rc = self.config.serve.ray
         actor = self._actor_cls.options(
             num_cpus=self.num_cpus, max_restarts=rc.max_restarts, max_task_retries=0, max_concurrency=8,
             scheduling_strategy="SPREAD",  # sessions spread over the nodes (a lost node takes fewer with it)
             name=f"puppetcam-session-{session_id}",
-        ).remote(session_id, spec, portrait_ref, Path(spec.portrait).suffix or ".png", self.config, self.animator_factory)
+        ).remote(session_id, spec, portrait_ref, Path(spec.portrait).suffix or ".png", self.config, self.animator_factory,
+                 background_ref)
         with self._lock:
             self._creating += 1
         try:
@@ -330,7 +346,7 @@ class RayEngine:
             ray.kill(actor, no_restart=True)
             raise decode_error(error)
         handle = RaySessionHandle(session_id, actor, spec, node_id)
-        handle.portrait_ref = portrait_ref
+        handle.portrait_ref = portrait_ref + background_ref  # kept alive for a re-created actor
         with self._lock:
             self._handles[session_id] = handle
         log.info("session %s runs on node %s", session_id, node_id[:8])

@@ -53,6 +53,7 @@ class SessionSpec:
     driver: str = "browser"
     animator: str | None = None
     output_size_px: int | None = None
+    background: str | None = None  # animation.background for this session (default: the server's)
 
 
 class SessionError(Exception):
@@ -70,8 +71,12 @@ class Session:
                  animator_factory: AnimatorFactory = default_animator_factory) -> None:
         self.id = session_id
         self.spec = spec
-        size = {"output_size_px": spec.output_size_px} if spec.output_size_px is not None else {}
-        self.config = config.model_copy(update={"animation": config.animation.model_copy(update=size)})
+        own: dict[str, Any] = {}
+        if spec.output_size_px is not None:
+            own["output_size_px"] = spec.output_size_px
+        if spec.background is not None:
+            own["background"] = spec.background
+        self.config = config.model_copy(update={"animation": config.animation.model_copy(update=own)})
         self.run_state = RunState.from_config(self.config)  # the studio's controls; the config stays read-only
         self._factory = animator_factory
         self.state = "created"
@@ -251,6 +256,35 @@ class Session:
             raise SessionError(str(exc), 409) from None
         return expression_state(self.animator) or {"name": "none", "intensity": 0.0, "shown": 0.0}
 
+    def set_background(self, spec: str) -> dict[str, Any]:
+        """Show another background from the next frame on: keep | blur | color:#RRGGBB | transparent (a picture is
+        an upload when the session is created). 400 for a bad spec, 409 for an animator without a background layer."""
+        from src.core.background_spec import validate_spec
+        from src.core.errors import ConfigError
+
+        self._require_running()
+        self.touch()
+        try:
+            if validate_spec(spec).lower().startswith("image:"):
+                raise SessionError("background image:PATH: not over HTTP; upload the picture as the background_image "
+                                   "file when you create the session")
+            switch = getattr(self.animator, "set_background", None)
+            if switch is None:
+                raise SessionError(f"background: the {self.animator.name if self.animator else '?'} animator draws no "
+                                   "separate background; create the session with animator=meshwarp", 409)
+            switch(spec)
+        except ConfigError as exc:
+            raise SessionError(str(exc).replace("animation.background ", "background ", 1)) from None
+        except RuntimeError as exc:  # a portrait prepared without layers
+            raise SessionError(f"background: {exc}", 409) from None
+        return {"background": self._background(), "transparent": self._transparent()}
+
+    def _background(self) -> str:
+        return str(getattr(self.animator, "background", self.config.animation.background))
+
+    def _transparent(self) -> bool:
+        return self._background().strip().lower() == "transparent"
+
     def _expression(self) -> dict[str, Any] | None:
         from src.animation.meshwarp.expressions import expression_state
 
@@ -342,7 +376,8 @@ class Session:
             "audio_underruns": self.stream_in.underruns,
             "controls": self.controls(),
             "expression": self._expression(),
-            "transparent": self.config.animation.background.strip().lower() == "transparent",
+            "background": self._background(),
+            "transparent": self._transparent(),
             "key_color": "#{2:02X}{1:02X}{0:02X}".format(*KEY_BGR),
             "created_at": self.created_at,
             "idle_s": round(self.idle_s(), 1),

@@ -1,4 +1,4 @@
-"""Uploaded portraits: checked before anything decodes them, stored by content hash.
+"""Uploaded pictures (a portrait, a background): checked before anything decodes them, stored by content hash.
 
 Empty, not an image, over `serve.max_upload_bytes` or `serve.max_upload_pixels` (read from
 the header: a decompression bomb is refused before it is decoded) -> `UploadError` with
@@ -25,15 +25,15 @@ class UploadError(Exception):
         self.status = status
 
 
-def check_portrait(data: bytes, config: AppConfig) -> str:
-    """The image format of `data`, or UploadError."""
+def check_portrait(data: bytes, config: AppConfig, field: str = "portrait") -> str:
+    """The image format of `data`, or UploadError naming the form `field`."""
     from PIL import Image, UnidentifiedImageError
 
     sc = config.serve
     if not data:
-        raise UploadError(400, "portrait: the file is empty; upload a PNG or JPEG photo of a face")
+        raise UploadError(400, f"{field}: the file is empty; upload a PNG or JPEG picture")
     if len(data) > sc.max_upload_bytes:
-        raise UploadError(413, f"portrait: {len(data)} bytes, over the limit of {sc.max_upload_bytes} "
+        raise UploadError(413, f"{field}: {len(data)} bytes, over the limit of {sc.max_upload_bytes} "
                                "(serve.max_upload_bytes); upload a smaller image")
     try:
         with warnings.catch_warnings():
@@ -42,27 +42,27 @@ def check_portrait(data: bytes, config: AppConfig) -> str:
             w, h = img.size
             fmt = img.format or ""
     except Image.DecompressionBombError:
-        raise UploadError(413, f"portrait: over {sc.max_upload_pixels // 1_000_000} megapixels "
+        raise UploadError(413, f"{field}: over {sc.max_upload_pixels // 1_000_000} megapixels "
                                "(a decompression bomb?); upload a smaller image") from None
     except (UnidentifiedImageError, OSError, ValueError):
-        raise UploadError(400, "portrait: not an image this server can read; upload a PNG or JPEG photo") from None
+        raise UploadError(400, f"{field}: not an image this server can read; upload a PNG or JPEG picture") from None
     if w * h > sc.max_upload_pixels:
-        raise UploadError(413, f"portrait: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
+        raise UploadError(413, f"{field}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
                                f"{sc.max_upload_pixels / 1e6:.0f} (serve.max_upload_pixels); upload a smaller image")
     if fmt not in SUFFIXES:
-        raise UploadError(400, f"portrait: {fmt or 'unknown'} images are not supported; upload a PNG or JPEG photo")
+        raise UploadError(400, f"{field}: {fmt or 'unknown'} images are not supported; upload a PNG or JPEG picture")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.open(io.BytesIO(data)).load()
     except Exception:  # noqa: BLE001 - truncated or corrupt data
-        raise UploadError(400, "portrait: the image data is corrupt or truncated; upload the file again") from None
+        raise UploadError(400, f"{field}: the image data is corrupt or truncated; upload the file again") from None
     return fmt
 
 
-def store_portrait(data: bytes, config: AppConfig) -> Path:
-    """Check `data` and store it by content hash; returns its path."""
-    fmt = check_portrait(data, config)
+def store_portrait(data: bytes, config: AppConfig, field: str = "portrait") -> Path:
+    """Check `data` (an upload in the form `field`) and store it by content hash; returns its path."""
+    fmt = check_portrait(data, config, field)
     digest = hashlib.sha256(data).hexdigest()[:32]
     folder = Path(config.cache.dir).expanduser() / "uploads"
     folder.mkdir(parents=True, exist_ok=True)

@@ -416,6 +416,26 @@ def test_background_modes(make_config, portrait_path: Path, backdrop: Path, mode
     assert np.abs(rest[face[1], face[0]].astype(int) - a.source.avatar.image[face[1], face[0]].astype(int)).max() < 3
 
 
+def test_background_switches_live_and_a_bad_one_changes_nothing(make_config, portrait_path: Path) -> None:
+    a = _make(make_config, portrait_path)
+    rest = MotionState(rotation=euler_to_rotation(6, 0, 4))
+    kept = a.animate(_inp(rest))
+    assert a.background == "keep" and np.array_equal(kept[5, 5], a.compositor.layers.plate[5, 5])
+    a.set_background("color:#1E90FF")
+    out = a.animate(_inp(rest))
+    assert a.background == "color:#1E90FF" and (out[5, 5] == parse_color("#1E90FF")).all()
+    face = a.source.avatar.landmarks[FACE_OVAL, :2].mean(axis=0).astype(int)
+    assert np.array_equal(out[face[1], face[0]], kept[face[1], face[0]]), "only the background changed"
+    a.set_background("transparent")
+    assert a.animate(_inp(rest)).shape[2] == 4, "the next frame carries alpha"
+    with pytest.raises(ConfigError, match="unknown mode"):
+        a.set_background("sunset")
+    assert a.background == "transparent" and a.animate(_inp(rest)).shape[2] == 4
+    flat = _make(make_config, portrait_path, "animation.meshwarp.layers=false")
+    with pytest.raises(RuntimeError, match="layers=true"):
+        flat.set_background("blur")
+
+
 def test_bad_background_inputs(make_config, portrait_path: Path, text_as_png: Path, run_cli, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="#RRGGBB"):
         make_config("animation.background=color:#12345")

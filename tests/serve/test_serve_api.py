@@ -70,7 +70,8 @@ def test_openapi_document(server: ServeServer) -> None:
     status, _, doc = http("GET", f"{server.base}/api/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
     for path in ("/api/sessions", "/api/sessions/{id}", "/api/sessions/{id}/say", "/api/sessions/{id}/interrupt",
-                 "/api/sessions/{id}/offer", "/api/sessions/{id}/audio", "/api/sessions/{id}/expression"):
+                 "/api/sessions/{id}/offer", "/api/sessions/{id}/audio", "/api/sessions/{id}/expression",
+                 "/api/sessions/{id}/background"):
         assert path in doc["paths"], path
     schemas = doc["components"]["schemas"]
     assert {"SessionInfo", "SayRequest", "SessionCreated", "ErrorBody"} <= set(schemas)
@@ -178,6 +179,59 @@ def test_expression_route(server: ServeServer, text_session: dict[str, Any]) -> 
     assert http("POST", f"{base}/expression", {"name": "smile"}, token=text_session["viewer_token"])[0] == 403
     status, _, body = http("POST", f"{base}/expression", {"name": "none"}, token=tok)
     assert status == 200 and body["name"] == "none"
+
+
+def _corner_bgr(server: ServeServer, s: dict[str, Any]) -> np.ndarray:
+    """The mean colour of the top-left corner (backdrop, far from the person) of a frame a viewer decodes now."""
+    from tests.support.serve import view
+
+    got = asyncio.run(view(server.base, s["id"], s["viewer_token"], 1.5, keep_images=5))
+    assert got.status == 200 and got.images, got.error
+    img = got.images[-1][1]
+    return img[4 : img.shape[0] // 10, 4 : img.shape[1] // 10].reshape(-1, 3).mean(axis=0)
+
+
+def test_background_per_session_and_live(server: ServeServer) -> None:
+    """A session's own background at creation (a mode or an uploaded picture), switched live; bad ones are 400."""
+    import cv2
+
+    status, _, s = create(server.base, driver="none", background="color:#FF2000")
+    assert status == 201, s
+    base, tok = f"{server.base}/api/sessions/{s['id']}", s["token"]
+    try:
+        info = http("GET", base, token=tok)[2]
+        assert info["background"] == "color:#FF2000" and not info["transparent"]
+        assert np.allclose(_corner_bgr(server, s), (0, 32, 255), atol=24), "the colour is behind the person"
+        status, _, body = http("POST", f"{base}/background", {"background": "transparent"}, token=tok)
+        assert status == 200 and body == {"background": "transparent", "transparent": True}, body
+        info = http("GET", base, token=tok)[2]
+        assert info["transparent"] and info["background"] == "transparent"
+        assert np.allclose(_corner_bgr(server, s), (0x40, 0xB1, 0x00), atol=24), "the key colour goes out"
+        for bad, words in (("purple", "unknown mode"), ("color:#12", "not a colour"), ("image:/etc/hosts", "background_image")):
+            status, _, body = http("POST", f"{base}/background", {"background": bad}, token=tok)
+            assert status == 400 and words in body["error"], body
+        assert http("POST", f"{base}/background", {"background": "blur"}, token=s["viewer_token"])[0] == 403
+        assert http("GET", base, token=tok)[2]["background"] == "transparent", "a refused switch changes nothing"
+    finally:
+        http("DELETE", base, token=tok)
+    picture = np.zeros((120, 160, 3), np.uint8)
+    picture[:] = (200, 40, 10)  # BGR: a blue picture
+    png = cv2.imencode(".png", picture)[1].tobytes()
+    status, _, s = create(server.base, driver="none", files={"background_image": ("office.png", png)})
+    assert status == 201, s
+    try:
+        info = http("GET", f"{server.base}/api/sessions/{s['id']}", token=s["token"])[2]
+        assert info["background"].startswith("image:")
+        assert np.allclose(_corner_bgr(server, s), (200, 40, 10), atol=24), "the uploaded picture is behind the person"
+    finally:
+        http("DELETE", f"{server.base}/api/sessions/{s['id']}", token=s["token"])
+    for fields, files, words in (({"background": "image:/etc/hosts"}, None, "background_image"),
+                                 ({"background": "color:nope"}, None, "not a colour"),
+                                 ({"background": "sepia"}, None, "unknown mode"),
+                                 ({}, {"background_image": ("x.png", b"not a picture")}, "background_image: not an image"),
+                                 ({"background": "blur"}, {"background_image": ("office.png", png)}, "one of the two")):
+        status, _, body = create(server.base, driver="none", files=files, **fields)
+        assert status == 400 and words in body["error"], (fields, body)
 
 
 def test_bad_offers(server: ServeServer, text_session: dict[str, Any]) -> None:

@@ -111,3 +111,35 @@ def test_transparent_viewer_keys_the_background_out(browser: Any, server: ServeS
         assert plain[..., 3].min() == 255
     finally:
         http("DELETE", f"{server.base}/api/sessions/{body['id']}", token=body["token"])
+
+
+def test_studio_background_choice_and_keyed_preview(browser: Any, server: ServeServer) -> None:
+    """The studio's background: blurred from the start, switched live to transparent (the studio's own preview keys it
+    out over a checkerboard) and to a colour (the keying stops)."""
+    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    page.goto(f"{server.base}/")
+    page.select_option("#driver", "none")
+    page.select_option("#background", "blur")
+    page.click("#start")
+    assert wait_for(lambda: page.evaluate("window.studio.frames") > 5 or page.evaluate("window.studio.error"), 30)
+    assert not page.evaluate("window.studio.error")
+    session = server.engine.get(page.evaluate("window.studio.sessionId"))
+    assert session.info()["background"] == "blur", "the choice at creation beats the server's transparent default"
+    assert wait_for(lambda: page.evaluate("window.studio.background") == "blur", 5)
+    assert page.evaluate("window.studio.keyed") is None and page.is_hidden("#keyed")
+    page.select_option("#live-background", "transparent")
+    assert wait_for(lambda: session.info()["transparent"], 5)
+    assert wait_for(lambda: (page.evaluate("window.studio.keyed && window.studio.keyed.frames") or 0) > 5, 10), \
+        "the studio keys its own preview"
+    assert page.is_visible("#keyed")
+    corner = page.evaluate("""(() => { const c = document.getElementById('keyed');
+        return Array.from(c.getContext('2d').getImageData(2, 2, 1, 1).data); })()""")
+    assert corner[3] == 0, f"the preview's backdrop is keyed out: {corner}"
+    page.fill("#background-color", "#336699")
+    page.select_option("#live-background", "color")
+    assert wait_for(lambda: session.info()["background"].lower() == "color:#336699", 5), session.info()["background"]
+    assert wait_for(lambda: page.evaluate("window.studio.keyed") is None, 5) and page.is_hidden("#keyed")
+    assert not page.evaluate("window.studio.error")
+    page.click("#end")
+    assert wait_for(lambda: server.engine.get(session.id) is None, 10)
+    page.context.close()

@@ -29,6 +29,7 @@ from src.animation.meshwarp.mouth_interior import face_light, own_teeth, paint_m
 from src.animation.meshwarp.mouth_layers import close_lips, overlay_eye
 from src.animation.meshwarp.rig import BASES, FaceRig, build_face_rig
 from src.animation.meshwarp.warp import PiecewiseAffineWarper
+from src.core.background_spec import validate_spec
 from src.core.config import AppConfig
 from src.core.errors import SourceImageError
 from src.core.face_mesh import (
@@ -145,6 +146,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._out: np.ndarray | None = None
         self._controls = RunState.from_config(config)  # gains and motion mode when a frame brings none
         self.compositor: LayerCompositor | None = None
+        self._background_spec = config.animation.background
         self.expressions: ExpressionController | None = None
 
     def load_model(self) -> None:
@@ -255,9 +257,10 @@ class MeshWarpAnimator(BaseAnimationModel):
         # Draw order: the elastic band around the head first, then the face far to near.
         order = dst.copy()
         order[self.source.mesh.n_face :, 2] += 1e4
-        if self.compositor is not None:
+        comp = self.compositor  # one compositor for the whole frame, even if set_background() swaps it meanwhile
+        if comp is not None:
             mesh = self.source.mesh
-            out = self.compositor.compose(*self._warper.maps(order), self.compositor.head_box(mesh.points, dst, mesh.rigidity))
+            out = comp.compose(*self._warper.maps(order), comp.head_box(mesh.points, dst, mesh.rigidity))
         else:
             out = self._warper.warp(image, order)
         mw = self.config.animation.meshwarp
@@ -270,9 +273,24 @@ class MeshWarpAnimator(BaseAnimationModel):
         if mw.eye_layer:  # a blink: lid skin over the iris (see lids.py)
             up = -self.source.axes[:2, 1] / max(float(np.linalg.norm(self.source.axes[:2, 1])), 1e-6)
             close_eyelids(out, image, self.source.mesh.points, dst, self._src_eye_gap, inp.motion.eye_open, up, self.source.iod)
-        if self.compositor is not None and self.compositor.transparent:
-            return self.compositor.with_alpha(out)  # BGRA: the pipeline passes the alpha to outputs that carry it
+        if comp is not None and comp.transparent:
+            return comp.with_alpha(out)  # BGRA: the pipeline passes the alpha to outputs that carry it
         return out
+
+    @property
+    def background(self) -> str:
+        """The background spec shown now (`animation.background` until `set_background` changes it)."""
+        return self._background_spec
+
+    def set_background(self, spec: str) -> None:
+        """Show another background from the next frame on (keep | blur | image:PATH | color:#RRGGBB | transparent).
+        A ConfigError names a bad spec or picture; a RuntimeError when the portrait has no layers to put it behind."""
+        background = Background.from_spec(spec)
+        comp = self.compositor
+        if comp is None:
+            raise RuntimeError("this avatar has no background layer: it needs animation.meshwarp.layers=true")
+        self.compositor = LayerCompositor(comp.image, comp.layers, background)  # built aside, then swapped in one step
+        self._background_spec = validate_spec(spec)
 
     def gaze_shift(self, motion: MotionState) -> np.ndarray:
         """Where the irises move (output px) for `animation.gaze`."""

@@ -6,7 +6,8 @@
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const state = { sessionId: params.get("session"), token: params.get("token"), viewerUrl: null, frames: 0,
-                  firstFrameAt: null, connectionState: "new", error: null, captions: [], pc: null, local: null };
+                  firstFrameAt: null, connectionState: "new", error: null, captions: [], pc: null, local: null,
+                  background: null, keyed: null };
   window.studio = state;
   const avatar = $("avatar");
   const caps = Puppet.captions($("caption"), () => $("captions").checked);
@@ -35,6 +36,14 @@
       if (!file) throw new Error("portrait: choose an image file to upload, or use the bundled portrait");
       form.append("portrait", file, file.name);
     }
+    const bg = $("background").value;
+    if (bg === "image") {
+      const file = $("background-image").files[0];
+      if (!file) throw new Error("background: choose a picture to upload, or another background");
+      form.append("background_image", file, file.name);
+    } else {
+      form.append("background", backgroundSpec(bg));
+    }
     return Puppet.api("POST", "/api/sessions", params.get("admin"), form);
   }
 
@@ -58,6 +67,7 @@
         if (info.state !== "running") throw new Error(`session ${state.sessionId} is ${info.state}`);
       }
       await connect();
+      refreshBackground();
       $("setup").hidden = true;
       $("controls").hidden = false;
       $("viewer-link").value = state.viewerUrl || "(the viewer link was given when the session was made)";
@@ -97,6 +107,41 @@
   function control(body) {
     return Puppet.api("POST", `/api/sessions/${state.sessionId}/controls`, state.token, body).catch((e) => fail(e.message));
   }
+
+  // The background: chosen at creation, changed live. A transparent one comes over the key colour; the studio keys it
+  // out onto a canvas over a checkerboard, as an OBS Browser Source on the viewer link would over the scene.
+  function backgroundSpec(kind) {
+    return kind === "color" ? `color:${$("background-color").value}` : kind;
+  }
+  function showBackground(info) {
+    state.background = info.background;
+    const kind = info.background.startsWith("color:") ? "color" : info.background.startsWith("image:") ? "image" : info.background;
+    $("live-background").value = kind;
+    if (kind === "color") $("background-color").value = info.background.slice(6, 13).toLowerCase();
+    const canvas = $("keyed");
+    if (info.transparent && !state.keyed) {
+      document.querySelector(".stage").classList.add("keyed");
+      canvas.hidden = false;
+      state.keyed = PuppetChroma.key(avatar, canvas, info.key_color);
+    } else if (!info.transparent && state.keyed) {
+      state.keyed.stop();
+      state.keyed = null;
+      canvas.hidden = true;
+      document.querySelector(".stage").classList.remove("keyed");
+    }
+  }
+  function refreshBackground() {
+    return Puppet.api("GET", `/api/sessions/${state.sessionId}`, state.token).then(showBackground).catch((e) => fail(e.message));
+  }
+  function setBackground() {
+    const spec = backgroundSpec($("live-background").value);
+    return Puppet.api("POST", `/api/sessions/${state.sessionId}/background`, state.token, { background: spec })
+      .then((r) => { fail(""); return Puppet.api("GET", `/api/sessions/${state.sessionId}`, state.token); })
+      .then(showBackground).catch((e) => { fail(e.message); refreshBackground(); });
+  }
+  $("background").onchange = (e) => { $("background-image-label").hidden = e.target.value !== "image"; };
+  $("live-background").onchange = setBackground;
+  $("background-color").onchange = () => { if ($("live-background").value === "color") setBackground(); };
 
   $("setup").addEventListener("submit", start);
   $("neutral").onclick = () => control({ reset_neutral: true });

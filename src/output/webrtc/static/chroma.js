@@ -16,12 +16,12 @@ window.PuppetChroma = (function () {
   }
 
   // Key `video` onto `canvas` at every decoded frame; `near` / `far`: chroma distances that are fully transparent /
-  // fully opaque. Returns { frames } (frames drawn so far).
+  // fully opaque. Returns { frames, stop() }: frames drawn so far; stop() ends the keying.
   function key(video, canvas, keyHex, near = 40, far = 70) {
     const [kr, kg, kb] = hexRgb(keyHex);
     const [kcb, kcr] = chroma(kr, kg, kb);
     const ctx = canvas.getContext("2d", { willReadFrequently: true, alpha: true });
-    const stats = { frames: 0 };
+    const stats = { frames: 0, stopped: false, stop() { stats.stopped = true; } };
     const span = far - near;
     function draw() {
       const w = video.videoWidth, h = video.videoHeight;
@@ -46,10 +46,10 @@ window.PuppetChroma = (function () {
       stats.frames += 1;
     }
     if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
-      const onFrame = () => { draw(); video.requestVideoFrameCallback(onFrame); };
+      const onFrame = () => { if (stats.stopped) return; draw(); video.requestVideoFrameCallback(onFrame); };
       video.requestVideoFrameCallback(onFrame);
     } else {
-      const onTick = () => { draw(); requestAnimationFrame(onTick); };
+      const onTick = () => { if (stats.stopped) return; draw(); requestAnimationFrame(onTick); };
       requestAnimationFrame(onTick);
     }
     return stats;
