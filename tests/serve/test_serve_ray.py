@@ -100,7 +100,8 @@ from tests.serve.test_serve_api import (  # noqa: E402 - the contract tests, col
     text_session,
 )
 
-CONTRACT = [test_background_per_session_and_live, test_bad_create_fields, test_bad_offers, test_expression_route, test_bad_portraits, test_bad_say_requests,
+CONTRACT = [test_background_per_session_and_live, test_bad_create_fields, test_bad_offers, test_expression_route,
+            test_bad_portraits, test_bad_say_requests,
             test_bad_websocket_audio_is_closed_with_a_reason, test_health_ready_and_metrics,
             test_json_create_and_form_body_limits, test_max_sessions_is_503_with_retry_after, test_openapi_document,
             test_portrait_without_a_face_is_422_with_the_cli_advice, test_tokens_missing_and_wrong,
