@@ -168,12 +168,16 @@ def node_loss(config: AppConfig, cluster: Any) -> dict[str, Any]:
                     if node != worker:
                         seen[b["id"]] = frames
                 time.sleep(0.05)
+            startup = [_handle(engine, b["id"]).startup() for b in moving if b["id"] in times]
         finally:
             for b in made:
                 http("DELETE", f"{srv.base}/api/sessions/{b['id']}", token=b["token"])
     values = sorted(times.values())
     return {"moved_sessions": len(moving), "seconds_to_frames_again": values, "p95_s": _p(values, 0.95),
-            "note": "includes Ray noticing the node (health checks every 0.5 s, 3 misses) and re-creating the actor"}
+            "recreated_actor_startup_s": startup,
+            "note": "includes Ray noticing the node (health checks every 0.5 s, 3 misses) and re-creating the actor; "
+                    "recreated_actor_startup_s: the new actor's process start (interpreter, ray, imports) to __init__, "
+                    "then the session's portrait, prepare and start"}
 
 
 def measure_serve_ray(config: AppConfig, sessions: int, duration_s: float, unet_sessions: int = 8) -> dict[str, Any]:

@@ -91,12 +91,23 @@ def decode_error(enc: tuple[str, str, str, int]) -> BaseException:
 
 # -- the actor ------------------------------------------------------------------------------------
 
+def _process_started() -> float:
+    """Wall time this process started (Linux: from /proc; elsewhere: now, so the figure reads 0)."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
 class SessionActor:
     """The thin shell run by Ray around one `Session` (see the module doc). Made remote in `RayEngine`."""
 
     def __init__(self, session_id: str, spec: SessionSpec, portrait_ref: list[Any], suffix: str, config: AppConfig,
                  animator_factory: AnimatorFactory = default_animator_factory,
                  background_ref: list[Any] | None = None) -> None:
+        t_init = time.time()
         ray = import_ray()
         # the portrait bytes live in the object store, owned (kept alive) by the front server's handle,
         # so a re-created actor reads them again; nested in a list so Ray passes the reference, not the value
@@ -105,6 +116,7 @@ class SessionActor:
         self.node_id: str = ctx.get_node_id()
         self.restarted = bool(ctx.was_current_actor_reconstructed)
         self.error: tuple[str, str, str, int] | None = None
+        self.startup_s: dict[str, float] = {}
         self._tmps: list[str] = []
         front_path = spec.portrait
         if portrait is not None:  # this node may not share a disk with the front server
@@ -114,13 +126,19 @@ class SessionActor:
             local = self._local_copy(session_id, picture, Path(spec.background[6:]).suffix or ".png")
             spec = dataclasses.replace(spec, background=f"image:{local}")
         self.session = Session(session_id, spec, config, animator_factory)
+        t_prepare = time.time()
         try:
             self.session.prepare()
+            t_start = time.time()
             if getattr(self.session.animator, "batched", False):
                 from src.serve.ray_deploy import share_through_serve
 
                 self.session.shared_models = share_through_serve(self.session.animator, config)
             self.session.start()
+            # where a (re-)created actor's start-up time goes: its process (interpreter, ray, this module's imports)
+            # before __init__, then the session's preparing and starting
+            self.startup_s = {"process": round(t_init - _process_started(), 3), "portrait": round(t_prepare - t_init, 3),
+                              "prepare": round(t_start - t_prepare, 3), "start": round(time.time() - t_start, 3)}
         except Exception as exc:  # noqa: BLE001 - reported by ready(), the engine turns it into an HTTP error
             module, name, message, status = encode_error(exc)
             if self._tmps:  # name the front server's file, as the local engine does
@@ -143,6 +161,10 @@ class SessionActor:
     def where(self) -> tuple[str, bool, int]:
         """(node id, re-created after a loss, this process id)."""
         return self.node_id, self.restarted, os.getpid()
+
+    def startup(self) -> dict[str, float]:
+        """Seconds this actor's start took: process (to __init__), portrait, prepare, start."""
+        return self.startup_s
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> tuple[bool, Any]:
         try:
@@ -249,6 +271,11 @@ class RaySessionHandle:
             return float(self._call("idle_s", timeout=3.0))
         except SessionError:
             return 0.0
+
+    def startup(self, timeout: float = CALL_TIMEOUT_S) -> dict[str, float]:
+        """Where the actor's (last) start-up time went (see SessionActor.startup)."""
+        ray = import_ray()
+        return dict(ray.get(self.actor.startup.remote(), timeout=timeout))
 
     def where(self, timeout: float = CALL_TIMEOUT_S) -> tuple[str, bool, int]:
         ray = import_ray()

@@ -123,6 +123,8 @@ class Speaker:
 
     # -- the synthesis thread ------------------------------------------------------------------
     def _run(self) -> None:
+        import scipy.signal  # noqa: F401 - to_stream_rate's, imported here while the session starts, not at the first say
+
         from src.audio.tts import synthesize
         from src.audio.tts.mouth import utterance_mouth_track
 

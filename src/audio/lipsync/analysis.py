@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.audio.lipsync.dc_block import dc_block
 from src.audio.lipsync.mel import dct_matrix, mel_filterbank
 from src.core.config import VadConfig
 
@@ -46,12 +47,9 @@ class FrameAnalyzer:
     """Features for each hop from a rolling window of the most recent `window_ms` of audio."""
 
     def __init__(self, sample_rate_hz: int = 16000, window_ms: float = 32.0) -> None:
-        from scipy.signal import lfilter  # imported here, not at module load: scipy.signal takes ~1 s to import
-
         from src.core.runtime.threads import configure
 
-        configure()  # after SciPy's import: its OpenBLAS is limited too (the hop's products must not wake a pool)
-        self._lfilter = lfilter
+        configure()  # BLAS pools sized before the first hop (the hop's products must not wake a pool)
         self.rate = sample_rate_hz
         self.win = int(round(sample_rate_hz * window_ms / 1000.0))
         self.n_fft = 1 << (self.win - 1).bit_length()
@@ -70,13 +68,13 @@ class FrameAnalyzer:
         self._lag_lo = int(sample_rate_hz / 400.0)
         self._lag_hi = int(sample_rate_hz / 70.0)
         self._vbuf = np.zeros(self._corr_win + self._lag_hi, np.float32)
-        self._dc_zi = np.zeros(1)  # state of the DC blocker, carried between hops
+        self._dc_z = 0.0  # state of the DC blocker, carried between hops
 
     def reset(self) -> None:
         self._vbuf[:] = 0.0
         self._emph[:] = 0.0
         self._prev = 0.0
-        self._dc_zi = np.zeros(1)
+        self._dc_z = 0.0
 
     def push(self, block: np.ndarray) -> FrameFeatures:
         """Add one hop of samples and return its features."""
@@ -133,7 +131,7 @@ class FrameAnalyzer:
         return (mel_db @ self._dct64).astype(np.float32)
 
     def _dc_block(self, x: np.ndarray) -> np.ndarray:
-        y, self._dc_zi = self._lfilter([1.0, -1.0], [1.0, -0.995], x, zi=self._dc_zi)
+        y, self._dc_z = dc_block(x, self._dc_z)
         return y.astype(np.float32)
 
     def voicing(self) -> float:
