@@ -126,6 +126,9 @@ class Speaker:
         import scipy.signal  # noqa: F401 - to_stream_rate's, imported here while the session starts, not at the first say
 
         from src.audio.tts import synthesize
+        from src.core.runtime.threads import limit_blas
+
+        limit_blas()  # SciPy's own OpenBLAS, loaded by that import: one thread, like NumPy's
         from src.audio.tts.mouth import utterance_mouth_track
 
         fps = self.config.pipeline.fps

@@ -28,9 +28,9 @@ def _fresh_python(code: str) -> str:
 
 def test_importing_the_analysis_limits_every_blas_library() -> None:
     """A program that imports the package (not main.py) gets the sizing too: NumPy's and SciPy's
-    OpenBLAS both run on one thread once the audio analysis exists."""
+    OpenBLAS (SciPy loaded by the program itself) both run on one thread once the audio analysis exists."""
     out = _fresh_python(
-        "import json, numpy, threadpoolctl\n"
+        "import json, numpy, threadpoolctl, scipy.linalg\n"
         "before = [i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']\n"
         "from src.audio.lipsync.analysis import FrameAnalyzer\n"
         "FrameAnalyzer()\n"
@@ -108,3 +108,24 @@ def test_live_audio_run_does_not_burn_system_time(tmp_path: Path) -> None:
             proc.wait(5)
     system = (s1 - s0) / wall
     assert system <= 0.25, f"system time {system:.2f} of a core (user {(u1 - u0) / wall:.2f}): a pool is spinning"
+
+
+def test_a_serve_speaker_limits_scipys_blas_it_loads() -> None:
+    """The TTS thread of a serve session imports scipy.signal in the background: SciPy's OpenBLAS runs on one thread."""
+    out = _fresh_python(
+        "import json, sys, time, threadpoolctl\n"
+        "from src.core.config import load_config\n"
+        "from src.serve.speech import Speaker\n"
+        "s = Speaker(load_config())\n"
+        "s.start()\n"
+        "t = time.monotonic()\n"
+        "while time.monotonic() - t < 60 and not any('scipy' in i['filepath'] and i['num_threads'] == 1\n"
+        "        for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'):\n"
+        "    time.sleep(0.05)\n"
+        "print(json.dumps({i['filepath']: i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'}))\n"
+    )
+    import json
+
+    got = json.loads(out.strip().splitlines()[-1])
+    assert any("scipy" in p for p in got), f"SciPy's BLAS was not loaded: {got}"
+    assert all(n == 1 for n in got.values()), got
