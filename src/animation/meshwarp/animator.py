@@ -28,6 +28,7 @@ from src.animation.meshwarp.mesh import SourceMesh, build_source_mesh
 from src.animation.meshwarp.mouth_interior import face_light, own_teeth, paint_mouth_interior
 from src.animation.meshwarp.mouth_layers import close_lips, overlay_eye
 from src.animation.meshwarp.rig import BASES, FaceRig, build_face_rig
+from src.animation.meshwarp.scalar import clamp
 from src.animation.meshwarp.warp import PiecewiseAffineWarper
 from src.core.background_spec import validate_spec
 from src.core.config import AppConfig
@@ -132,8 +133,8 @@ def _smooth_depth(points: np.ndarray, triangles: np.ndarray, n_face: int, iterat
 
 def _clamp_rotation(rot: np.ndarray, gain: float, limit_deg: float) -> np.ndarray:
     yaw, pitch, roll = rotation_to_euler(rot)
-    clamp = lambda a: float(np.clip(a * gain, -limit_deg, limit_deg))  # noqa: E731
-    return euler_to_rotation(clamp(yaw), clamp(pitch), clamp(roll))
+    return euler_to_rotation(clamp(yaw * gain, -limit_deg, limit_deg), clamp(pitch * gain, -limit_deg, limit_deg),
+                             clamp(roll * gain, -limit_deg, limit_deg))
 
 
 class MeshWarpAnimator(BaseAnimationModel):
@@ -211,8 +212,8 @@ class MeshWarpAnimator(BaseAnimationModel):
             expr = np.zeros((N_MESH, 3), np.float32)
         coefs = np.zeros(len(BASES), np.float32)
         pw, mwgt = motion.param_weight, motion.mouth_weight
-        coefs[_BLINK_L] = pw * float(np.clip(1.0 - motion.eye_open[0], -0.3, 1.0))
-        coefs[_BLINK_R] = pw * float(np.clip(1.0 - motion.eye_open[1], -0.3, 1.0))
+        coefs[_BLINK_L] = pw * clamp(1.0 - motion.eye_open[0], -0.3, 1.0)
+        coefs[_BLINK_R] = pw * clamp(1.0 - motion.eye_open[1], -0.3, 1.0)
         coefs[_BROW_L] = pw * motion.brow_raise[0]
         coefs[_BROW_R] = pw * motion.brow_raise[1]
         m = motion.mouth
@@ -238,7 +239,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         if controls.motion_mode == "absolute" and motion.absolute_rotation is not None:
             rot = motion.absolute_rotation @ src.axes.T
         rot = _clamp_rotation(rot, controls.pose_gain, mw.max_rotation_deg)
-        scale = float(np.clip(motion.scale, 0.6, 1.6)) ** controls.pose_gain
+        scale = clamp(motion.scale, 0.6, 1.6) ** controls.pose_gain
         shift = np.zeros(3, np.float32)
         shift[:2] = motion.translation * a * controls.pose_gain
         # Rotate about a pivot inside the head: between the eyes, lower, about one IOD deep.
@@ -309,12 +310,12 @@ class MeshWarpAnimator(BaseAnimationModel):
         iod = self.source.iod
         src = self.source.mesh.points
         if extra > 0:
-            strength = float(np.clip(extra / (0.05 * iod), 0.0, 1.0))
+            strength = clamp(extra / (0.05 * iod), 0.0, 1.0)
             paint_mouth_interior(out, self.source.avatar.image, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2],
                                  src[_UPPER_INNER, :2], src[_LOWER_INNER, :2], strength, self._light,
                                  self._own_teeth)
         elif self._src_mouth_gap > 0.04 * iod:
-            amount = float(np.clip(-extra / self._src_mouth_gap, 0.0, 1.0)) ** 0.7
+            amount = clamp(-extra / self._src_mouth_gap, 0.0, 1.0) ** 0.7
             close_lips(out, dst[_UPPER_INNER, :2], dst[_LOWER_INNER, :2], self._lip_bgr, amount)
 
     def _draw_eyes(self, out: np.ndarray, image: np.ndarray, dst: np.ndarray) -> None:
@@ -325,7 +326,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         for upper, lower, ring, corners, k in eyes:
             gap = float(dst[lower[2:-2], 1].mean() - dst[upper[2:-2], 1].mean())
             ratio = gap / max(self._src_eye_gap[k], 1e-3)
-            strength = float(np.clip((1.0 - ratio) * 5.0, 0.0, 1.0))
+            strength = clamp((1.0 - ratio) * 5.0, 0.0, 1.0)
             if strength > 0 and ratio > 0.08:
                 overlay_eye(out, image, src[ring, :2], dst[ring, :2], src[list(corners), :2], dst[list(corners), :2], strength)
 

@@ -39,6 +39,9 @@ class LayerCompositor:
             # At rest the composite is the portrait itself: keep it exact.
             self.still_frame = image.copy()
         self.last_alpha: np.ndarray | None = None
+        self._moving_of: tuple[np.ndarray, np.ndarray] | None = None
+        self._moving = np.zeros(0, np.intp)
+        self._src_lo = self._src_hi = np.zeros(2, np.float32)
 
     def _compose_full(self, head_img: np.ndarray, a: np.ndarray) -> np.ndarray:
         out = self._blend(self.base, head_img, a)
@@ -68,9 +71,9 @@ class LayerCompositor:
         if self.transparent:
             alpha_full = np.maximum(self.still_alpha, self.head_alpha)
         if x1 > x0 and y1 > y0:
-            # One fixed-point remap of the BGRA layer (colour and alpha together).
-            m1, m2 = cv2.convertMaps(np.ascontiguousarray(mx), np.ascontiguousarray(my), cv2.CV_16SC2)
-            warped = cv2.remap(self._layer, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            # One remap of the BGRA layer (colour and alpha together), straight from the float maps: OpenCV
+            # converts them to fixed point block by block, the same numbers as convertMaps without the copies.
+            warped = cv2.remap(self._layer, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             head = cv2.cvtColor(warped, cv2.COLOR_BGRA2BGR)
             a = warped[..., 3].astype(np.float32) * np.float32(1.0 / 255.0)
             # One SIMD pass: head * a + base * (1 - a) (exact where a is 0 or 1).
@@ -87,11 +90,18 @@ class LayerCompositor:
 
     def head_box(self, src: np.ndarray, dst: np.ndarray, rigidity: np.ndarray) -> tuple[int, int, int, int]:
         """Bounding box (x0, y0, x1, y1) of the moving vertices (rigidity > 0) before and after the move."""
-        moving = rigidity > 0
-        pts = np.vstack([src[moving, :2], dst[moving, :2]])
+        if self._moving_of is None or self._moving_of[0] is not src or self._moving_of[1] is not rigidity:
+            # the source side is the same every frame: computed once (the arrays are held, so never confused)
+            self._moving = np.flatnonzero(rigidity > 0)
+            ps = src[self._moving, :2]
+            self._src_lo, self._src_hi = ps.min(axis=0), ps.max(axis=0)
+            self._moving_of = (src, rigidity)
+        pd = dst[self._moving, :2]
+        lo = np.minimum(self._src_lo, pd.min(axis=0))
+        hi = np.maximum(self._src_hi, pd.max(axis=0))
         h, w = self.image.shape[:2]
-        x0, y0 = np.floor(pts.min(axis=0)).astype(int) - 2
-        x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + 3
+        x0, y0 = np.floor(lo).astype(int) - 2
+        x1, y1 = np.ceil(hi).astype(int) + 3
         return max(int(x0), 0), max(int(y0), 0), min(int(x1), w), min(int(y1), h)
 
     def with_alpha(self, bgr: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from src.animation.meshwarp.mouth_layers import overlay_eye
+from src.animation.meshwarp.scalar import clamp
 from src.core.face_mesh import (
     LEFT_EYE_CORNERS,
     LEFT_EYE_LOWER,
@@ -33,7 +34,7 @@ EYES = ((LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_RING, LEFT_EYE_CORNERS),
 
 
 def _ramp(value: float, open_at: float, closed_at: float) -> float:
-    return float(np.clip((open_at - value) / (open_at - closed_at), 0.0, 1.0))
+    return clamp((open_at - value) / (open_at - closed_at), 0.0, 1.0)
 
 
 def closure(eye_open: float, gap: float, source_gap: float) -> float:
