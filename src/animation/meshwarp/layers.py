@@ -6,8 +6,8 @@ From the person mask (MediaPipe selfie segmentation) and the face landmarks:
   (wide above the eyes for the hair, the face outline plus a little below the
   eyes, a neck column down to a cut a little below the chin), feathered, minus
   any hand. It moves whole with the head; the neck part bends toward the cut;
-- the still layer: the rest of the person (shoulders, collar, torso, hands),
-  which never moves;
+- the still layer: the rest of the person (shoulders, collar, torso, hands
+  and what they hold: held.py), which never moves;
 - the plate: the portrait with the part hidden behind the head filled once.
   Fill: `cv2.inpaint` (Telea) at half resolution, then blurred inside the hole.
   What the plate shows is only the thin band a moving head uncovers next to its
@@ -34,13 +34,14 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from src.animation.meshwarp.avatar import AvatarCache, PreparedAvatar
+from src.animation.meshwarp.held import below_shoulders, held_objects
 from src.animation.meshwarp.mesh import BORDER_STEPS, SourceMesh, _dedupe, select_face_points
-from src.animation.meshwarp.segmentation import hand_masks, keep_component_at, segment_person
+from src.animation.meshwarp.segmentation import hand_masks, keep_component_at, segment_person, shoulder_points
 from src.core.face_mesh import CHIN, FACE_OVAL, N_MESH, face_frame, interocular
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 12
+LAYERS_VERSION = 13
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
 NECK_HALF_WIDTH = 0.6  # IOD, at least
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
@@ -169,10 +170,11 @@ def fill_plate(image: np.ndarray, hole: np.ndarray, v: np.ndarray | None = None,
 
 
 def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = None, hands: np.ndarray | None = None,
-                 source: str = "portrait") -> PortraitLayers:
+                 source: str = "portrait", shoulders: np.ndarray | None = None) -> PortraitLayers:
     """Layers of a prepared avatar image (S x S BGR) with its 478 landmarks in the same pixels.
 
-    `person` and `hands` (soft masks) are computed with MediaPipe when not given."""
+    `person`, `hands` (soft masks) and `shoulders` (2 x 2 px; an empty array: none) are computed with MediaPipe
+    when not given."""
     shape = (image.shape[0], image.shape[1])
     lm = np.asarray(lm, np.float32)
     note = None
@@ -183,13 +185,18 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
         hands = hand_masks(image)
     region, cut_v = head_region(lm, shape)
     person = np.where(person < 0.03, 0.0, person).astype(np.float32)  # the segmentation's faint tail is backdrop
-    u, v, _ = face_coords(lm, shape)
+    u, v, iod = face_coords(lm, shape)
+    origin, axes = face_frame(lm.astype(np.float64))
+    chin_v = float(((lm[CHIN] - origin) @ axes)[1] / iod)
+    # A raised shoulder is torso (held.py).
+    shoulder = below_shoulders(shoulder_points(image) if shoulders is None else shoulders, lm, u, v, chin_v, iod)
+    region &= ~shoulder
     # Bits of the person outside the head region that do not reach the body (a tuft of hair beyond the
     # region's sides): they belong to the head, else they would stay behind as flecks when it moves.
     n, labels = cv2.connectedComponents(((person > 0.5) & ~region).astype(np.uint8), connectivity=8)
     body: np.ndarray = np.ones(shape, np.float32)
     if n > 1:
-        body_labels = np.unique(labels[(v > cut_v) & (labels > 0)])
+        body_labels = np.unique(labels[((v > cut_v) | shoulder) & (labels > 0)])
         body_labels = body_labels[body_labels > 0]
         # The still layer is the body: what connects to the person below the cut (and its soft edge).
         grown = cv2.dilate(np.isin(labels, body_labels).astype(np.uint8), np.ones((15, 15), np.uint8))  # under the seam too
@@ -198,6 +205,8 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
         near = cv2.dilate(region.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))) > 0
         attached = np.unique(labels[floating & near])
         region = region | np.isin(labels, attached[attached > 0])
+    # What a hand holds stays with the hand, in front (held.py).
+    hands = np.maximum(hands, held_objects(image, lm, person, region, hands, u, v, chin_v, iod))
     if not (person > 0.5).any():  # nothing segmented: the face and its immediate surroundings
         person = np.clip(1.5 - np.hypot(u / 1.6, (v - 0.4) / 1.7), 0, 1).astype(np.float32) * region
     reg = region.astype(np.float32)
@@ -209,8 +218,6 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     front = person * hands
     hole = cv2.dilate(((head > 0.1) & (core > 0.01)).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
-    origin, axes = face_frame(lm.astype(np.float64))
-    chin_v = float(((lm[CHIN] - origin) @ axes)[1] / interocular(lm))
     lateral = np.clip((1.0 - np.abs(u)) / 0.25, 0.0, 1.0)  # the neck's width, not the whole hole beside the jaw
     plate = fill_plate(image, hole, v, chin_v - 0.8, lateral, 0.3 * interocular(lm))
     under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0) * lateral).astype(np.float32)

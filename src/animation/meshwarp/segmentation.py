@@ -1,6 +1,7 @@
-"""Who is in the portrait: a person mask (MediaPipe selfie segmentation) and hand masks (MediaPipe hands).
+"""Who is in the portrait: a person mask (MediaPipe selfie segmentation), hand masks (MediaPipe hands) and the
+shoulders (MediaPipe Pose).
 
-Both models ship inside mediapipe 0.10.21; nothing is downloaded. Run once per
+The models ship inside mediapipe 0.10.21 (Pose: its full model, `model_complexity=1`); nothing is downloaded. Run once per
 portrait by `src.animation.meshwarp.layers`, whose results are cached with the avatar.
 """
 
@@ -75,3 +76,20 @@ def hand_masks(image: np.ndarray, max_hands: int = 2) -> np.ndarray:
     if not out.any():
         return np.zeros((h, w), np.float32)
     return cv2.GaussianBlur(out, (0, 0), 2.0).astype(np.float32) / 255.0
+
+
+def shoulder_points(image: np.ndarray) -> np.ndarray | None:
+    """Both shoulders (2 x 2 px, image-left first) from MediaPipe Pose's bundled full model, or None when
+    either is not seen (visibility under a half)."""
+    import mediapipe as mp
+
+    h, w = image.shape[:2]
+    with quiet_stderr(), mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, enable_segmentation=False) as pose:
+        res = pose.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    if res.pose_landmarks is None:
+        return None
+    marks = [res.pose_landmarks.landmark[i] for i in (11, 12)]  # left and right shoulder
+    if min(m.visibility for m in marks) < 0.5:
+        return None
+    pts = np.array([(m.x * w, m.y * h) for m in marks], np.float32)
+    return pts[np.argsort(pts[:, 0])]
