@@ -18,6 +18,7 @@ from src.output import crash_safe_mp4
 from src.output.alpha import alpha_codec_for, bgra
 from src.output.audio_mux import AudioMuxSource, LivePcmMux
 from src.output.base import OUTPUTS, Output
+from src.output.yuv import bgr_to_i420
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,10 @@ class FileOutput(Output):
             self._stream.options = {**crash_safe_mp4.encoder_options(self.cfg.crf, self.cfg.preset, self._fps, live=False)}
         if self._alpha is not None and self._alpha.pix_fmt.startswith("yuva"):
             vf = av.VideoFrame.from_ndarray(bgra(frame), format="bgra")
+        elif self._stream.pix_fmt == "yuv420p" and frame.image.shape[0] % 2 == 0 and frame.image.shape[1] % 2 == 0:
+            vf = av.VideoFrame.from_ndarray(bgr_to_i420(frame.image[..., :3]), format="yuv420p")  # (yuv.py: 3.5x faster)
         else:
-            vf = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+            vf = av.VideoFrame.from_ndarray(frame.image[..., :3], format="bgr24")
         vf.pts = self._pts(frame)
         vf.time_base = TIME_BASE
         for packet in self._stream.encode(vf):
