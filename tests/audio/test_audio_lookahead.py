@@ -69,6 +69,30 @@ def test_weights_many_equals_weights_row_by_row(make_config: Callable[..., AppCo
     assert np.array_equal(templates.weights_many(mfccs), np.stack([templates.weights(m) for m in mfccs]))
 
 
+def test_nearest_many_equals_the_argmin_of_distances_row_by_row(make_config: Callable[..., AppConfig]) -> None:
+    templates = load_templates(make_config().audio)
+    mfccs = np.stack([f.mfcc for f in FrameAnalyzer(SR, 32.0).push_many(_hops()[:400])])
+    expected = [int(np.argmin(templates.distances(m))) for m in mfccs]
+    assert templates.nearest_many(mfccs).tolist() == expected
+    assert len(set(expected)) > 1  # the hops span more than one vowel class
+
+
+def test_a_files_analysis_in_chunks_is_the_hop_by_hop_analysis(make_config: Callable[..., AppConfig]) -> None:
+    """analyse_file (render's lip sync) reads ANALYSIS_CHUNK_HOPS at a time: the same levels, voicing and classes."""
+    from src.audio.lipsync import track as track_module
+
+    cfg = make_config()
+    wav = SPEECH
+    templates = load_templates(cfg.audio)
+    got = track_module.analyse_file(wav, cfg, templates, recognise=False)
+    one = FrameAnalyzer(cfg.audio.sample_rate_hz, cfg.audio.analysis_window_ms)
+    feats = [one.push(b) for b in AudioFileReader(wav, cfg.audio.sample_rate_hz).blocks(cfg.audio.block_ms / 1000.0)]
+    assert len(feats) > 2 * track_module.ANALYSIS_CHUNK_HOPS
+    assert np.array_equal(got["levels"], np.array([f.level_db for f in feats], np.float32))
+    assert np.array_equal(got["voicing"], np.array([f.voicing for f in feats], np.float32))
+    assert got["classes"].tolist() == [int(np.argmin(templates.distances(f.mfcc))) for f in feats]
+
+
 def test_peek_reads_ahead_without_delivering(tmp_path: Path) -> None:
     path = write_wav(tmp_path / "b.wav", burst_signal(1, SR), SR)
     plain, peeking = FilePlayer(path, SR, 10.0, realtime=False, loop=True), FilePlayer(path, SR, 10.0, realtime=False, loop=True)

@@ -70,6 +70,14 @@ class VowelTemplates:
         np.minimum.at(out, self._owner, d)
         return out
 
+    def nearest_many(self, mfccs: np.ndarray) -> np.ndarray:
+        """The index of the nearest class for each row of `mfccs` (K, 12): argmin of `distances`, row by row,
+        in one pass (each row's norms reduce over the same contiguous axis, so they are the same numbers)."""
+        x = np.asarray(mfccs, np.float32)
+        d = np.linalg.norm(self._stack[None] - (x / self.scale)[:, None, :], axis=2)
+        starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])  # each class's rows are contiguous
+        return np.argmin(np.minimum.reduceat(d, starts, axis=1), axis=1)
+
     def weights(self, mfcc: np.ndarray) -> np.ndarray:
         """Scores 10^-distance normalised to sum to 1, in `classes` order."""
         d = self.distances(mfcc)
