@@ -37,6 +37,7 @@ from src.audio.pcm import PcmListener
 from src.core.config import AppConfig
 from src.core.frames import MouthShape
 from src.core.runtime.metrics import percentiles
+from src.core.runtime.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,7 @@ class AudioDriver:
 
     # -- audio thread --------------------------------------------------------------------------
     def _run(self) -> None:
+        name_os_thread()
         try:
             while not self._stop.is_set():
                 if self.mic is not None:

@@ -23,6 +23,7 @@ from src.core.config import AppConfig, VcamOutputConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
 from src.core.runtime.log_once import ErrorTally
+from src.core.runtime.threads import name_os_thread
 from src.output.base import OUTPUTS, Output
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,7 @@ class VirtualCameraOutput(Output):
         return None, False, due
 
     def _run(self) -> None:
+        name_os_thread()
         assert self.camera is not None
         period = 1.0 / self.fps
         due = time.monotonic()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from src.animation.onnx_session import OnnxModel
+from src.core.runtime.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class BatchWorker:
         return tuple(sorted((k, v.shape[1:], v.dtype.str) for k, v in req.feeds.items()))
 
     def _run(self) -> None:
+        name_os_thread()
         while not self._stop.is_set():
             try:
                 first = self._queue.get(timeout=POLL_S)

@@ -23,6 +23,7 @@ import numpy as np
 
 from src.capture.sources import CaptureSource
 from src.core.frames import VideoFrame
+from src.core.runtime.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class PushAudioStream:
         self.stop()
 
     def _run(self) -> None:
+        name_os_thread()
         n = int(STREAM_RATE_HZ * TICK_S)
         next_t = time.monotonic() + TICK_S
         while not self._stop.is_set():

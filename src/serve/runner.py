@@ -7,6 +7,7 @@ import threading
 from typing import Any, cast
 
 from src.core.config import AppConfig
+from src.core.runtime.threads import name_os_thread
 
 
 class BackgroundServer:
@@ -24,10 +25,14 @@ class BackgroundServer:
         self.host = host
         self.loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        self._thread = threading.Thread(target=self.loop.run_forever, name="serve-loop", daemon=True)
+        self._thread = threading.Thread(target=self._run_loop, name="serve-loop", daemon=True)
         self._thread.start()
         self.port = self._call(self._start())
         self.base = f"http://{host}:{self.port}"
+
+    def _run_loop(self) -> None:
+        name_os_thread()
+        self.loop.run_forever()
 
     def _call(self, coro: Any, timeout: float = 30.0) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

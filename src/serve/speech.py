@@ -22,6 +22,7 @@ import numpy as np
 from src.audio.lipsync.track import MouthTrack
 from src.core.config import AppConfig
 from src.core.frames import MouthShape
+from src.core.runtime.threads import name_os_thread
 from src.serve.push_sources import STREAM_RATE_HZ
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class Speaker:
 
     # -- the synthesis thread ------------------------------------------------------------------
     def _run(self) -> None:
+        name_os_thread()
         import scipy.signal  # noqa: F401 - to_stream_rate's, imported here while the session starts, not at the first say
 
         from src.audio.tts import synthesize

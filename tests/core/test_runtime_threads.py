@@ -129,3 +129,32 @@ def test_a_serve_speaker_limits_scipys_blas_it_loads() -> None:
     got = json.loads(out.strip().splitlines()[-1])
     assert any("scipy" in p for p in got), f"SciPy's BLAS was not loaded: {got}"
     assert all(n == 1 for n in got.values()), got
+
+
+def test_stage_threads_carry_their_names_to_the_os() -> None:
+    """`top -H` and the per-thread CPU figures name a stage ('animate'), not 'python'."""
+    from src.core.runtime.metrics import StageMetrics
+    from src.core.runtime.stage import StageThread
+    from src.core.runtime.threads import thread_cpu_seconds
+
+    seen, stop = threading.Event(), threading.Event()
+
+    def work() -> int:
+        seen.set()
+        time.sleep(0.01)
+        return 0
+
+    stage = StageThread("animate-test-stage-long-name", work, StageMetrics("animate"), stop)
+    stage.start()
+    try:
+        assert seen.wait(5.0)
+        tid = stage._thread.native_id
+        with open(f"/proc/self/task/{tid}/comm") as f:
+            assert f.read().strip() == "animate-test-st"  # Linux keeps 15 bytes
+        assert f"animate-test-st/{tid}" in thread_cpu_seconds()
+    finally:
+        stop.set()
+        assert stage.join(5.0)
+    # the main thread's OS name is left alone
+    with open(f"/proc/self/task/{threading.main_thread().native_id}/comm") as f:
+        assert f.read().strip() != "animate-test-st"

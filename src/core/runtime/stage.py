@@ -17,6 +17,7 @@ from typing import Any
 from src.core.runtime.log_once import ErrorTally
 from src.core.runtime.metrics import StageMetrics
 from src.core.runtime.ring_buffer import BufferClosed, RingBuffer
+from src.core.runtime.threads import name_os_thread
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class StageThread:
                 box.put(result)
 
     def _run(self) -> None:
+        name_os_thread()
         try:
             while not self._stop.is_set():
                 if self.inbox is None:

@@ -28,6 +28,7 @@ from src.core.config import AppConfig, WebRTCOutputConfig
 from src.core.errors import OutputError
 from src.core.frames import RenderedFrame
 from src.core.runtime.metrics import percentiles
+from src.core.runtime.threads import name_os_thread
 from src.output.base import OUTPUTS, Output, PipelineControls
 from src.output.webrtc.auth import TOKEN_QUERY, is_loopback, parse_host_port, resolve_token
 from src.output.webrtc.server import WebRTCServer
@@ -226,6 +227,7 @@ class WebRTCOutput(Output):
     # --- the loop thread -------------------------------------------------------------------------
 
     def _run_loop(self) -> None:
+        name_os_thread()
         loop = self._loop
         assert loop is not None
         asyncio.set_event_loop(loop)
