@@ -17,6 +17,7 @@ from src.animation.meshwarp.layers import build_layers, face_coords, head_region
 from src.animation.meshwarp.segmentation import segment_person, shoulder_points
 from src.core.face_mesh import CHIN, FACE_OVAL, euler_to_rotation, face_frame, interocular
 from src.core.frames import MotionState
+from tests.support.synthetic_person import wide_hair_person
 
 NO_SHOULDERS = np.zeros((0, 2), np.float32)
 
@@ -113,16 +114,9 @@ def test_the_held_mug_does_not_move_when_the_head_rolls(make_config, anim512, tm
 
 
 def _wide_hair_person(anim):
-    """A made-up person whose hair falls to the jaw, 2.2 IOD wide, apart from the body below."""
-    img = anim.source.avatar.image.copy()
+    """A made-up person whose hair falls to the jaw, apart from the body below (its face painted skin-coloured)."""
     lm = anim.source.avatar.landmarks
-    size = img.shape[0]
-    iod = interocular(lm)
-    c = lm[FACE_OVAL, :2].mean(axis=0)
-    person = np.zeros((size, size), np.float32)
-    cv2.ellipse(person, (int(c[0]), int(c[1] - 0.3 * iod)), (int(2.2 * iod), int(2.0 * iod)), 0, 0, 360, 1.0, -1)
-    cv2.rectangle(person, (0, int(c[1] + 2.6 * iod)), (size - 1, size - 1), 1.0, -1)
-    cv2.ellipse(img, (int(c[0]), int(c[1] - 0.3 * iod)), (int(2.2 * iod), int(2.0 * iod)), 0, 0, 360, (30, 60, 120), -1)
+    img, person, c, iod = wide_hair_person(anim.source.avatar.image, lm, -0.3, (0, 360))
     cv2.fillPoly(img, [np.round(lm[FACE_OVAL, :2]).astype(np.int32)], (150, 170, 210))
     return img, lm, cv2.GaussianBlur(person, (0, 0), 1.0), c, iod
 

@@ -39,6 +39,7 @@ from src.core.face_mesh import (
 )
 from src.core.frames import KEY_BGR, MotionState, MouthShape, RenderedFrame
 from src.output.alpha import key_over
+from tests.support.synthetic_person import wide_hair_person
 
 
 def _inp(motion: MotionState) -> AnimationInput:
@@ -148,15 +149,9 @@ def test_hair_stays_whole_under_a_20_degree_roll(anim) -> None:
 
 def test_hair_stays_whole_on_a_synthetic_head_with_wide_hair(anim) -> None:
     """A made-up person: wide, tall hair far beyond the face outline (where a fixed head ring would cut it)."""
-    img = anim.source.avatar.image.copy()
     lm = anim.source.avatar.landmarks
+    img, person, c, iod = wide_hair_person(anim.source.avatar.image, lm, -0.5)
     size = img.shape[0]
-    iod = interocular(lm)
-    c = lm[FACE_OVAL, :2].mean(axis=0)
-    person = np.zeros((size, size), np.float32)
-    cv2.ellipse(person, (int(c[0]), int(c[1] - 0.5 * iod)), (int(2.2 * iod), int(2.0 * iod)), 0, 0, 360, 1.0, -1)
-    cv2.rectangle(person, (0, int(c[1] + 2.6 * iod)), (size - 1, size - 1), 1.0, -1)  # shoulders
-    cv2.ellipse(img, (int(c[0]), int(c[1] - 0.5 * iod)), (int(2.2 * iod), int(2.0 * iod)), 0, 180, 360, (30, 60, 120), -1)
     layers = build_layers(img, lm, person=cv2.GaussianBlur(person, (0, 0), 1.0), hands=np.zeros_like(person))
     mesh = build_layered_mesh(lm, layers.head, 0.35, 2.1)
     warper = PiecewiseAffineWarper(mesh.points, mesh.triangles, (size, size), 0.5, cullable=(mesh.triangles < mesh.n_face).all(axis=1))
