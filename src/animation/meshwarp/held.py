@@ -22,12 +22,12 @@ import numpy as np
 from src.core.face_mesh import FACE_OVAL
 
 REACH_IOD = 1.2  # how far from the hand a held object may reach into the head region
-BELOW_EYES_V = 0.3  # held objects start below this (IOD below the eyes): above it lies hair
+BELOW_EYES_V = 0.3  # held objects lie lower than this many IOD below the eyes: above it lies hair
 HAIR_ABOVE_V = -0.4  # hair colours are sampled above this (IOD above the eyes), outside the face
-FACE_GROW_IOD = 0.12  # the face outline, grown by this, never counts as shoulder
+FACE_GROW_IOD = 0.12  # the face outline grown by this: never shoulder; hair is sampled outside it
 FACE_CORE_IOD = 0.25  # the face outline, shrunk by this, always moves with the head (eyes, nose, mouth, cheeks)
 COLOUR_SIGMAS = 3.0  # a pixel within this many standard deviations (Lab) of the hair or the skin is one of them
-MIN_SIGMA = (6.0, 4.0, 4.0)  # Lab floors, so a flat-coloured sample does not claim nothing
+MIN_SIGMA = (6.0, 4.0, 4.0)  # Lab floors: a flat-coloured sample still claims its near shades
 MIN_SAMPLES = 50
 NECK_COLUMN_IOD = 0.9  # |u| within this below the chin is neck: never shoulder
 
@@ -77,7 +77,7 @@ def held_objects(image: np.ndarray, lm: np.ndarray, person: np.ndarray, region: 
     cand &= ~_like(lab, hair) & ~_like(lab, skin)
     # Specks of chance colour are not an object: open, then keep what touches the hand.
     cand = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    n, labels = cv2.connectedComponents((cand | hand).astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents((cand | hand).astype(np.uint8), connectivity=8)
     joined = np.unique(labels[hand])
     held = cand & np.isin(labels, joined[joined > 0])
     if not held.any():
