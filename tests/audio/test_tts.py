@@ -62,3 +62,18 @@ def test_piper_needs_a_model_file(tmp_path) -> None:
     cfg = AppConfig.model_validate({"audio": {"tts": {"engine": "piper", "piper_model": str(tmp_path / "nope.onnx")}}})
     with pytest.raises(ModelError, match="nope.onnx.*no such file"):
         synthesize("hello", engine="piper", config=cfg)
+
+
+@pytest.mark.parametrize("voice", ["en-us", "de", "es", "fr", "it", "pt"])
+def test_phoneme_starts_meet_the_sound_after_every_pause(voice: str) -> None:
+    """The phoneme times the mouth follows (render --text, serve's say) are where the sound is: after each pause,
+    the first sounding phoneme starts within 10 ms of the audio's energy onset."""
+    from src.audio.tts.mouth import is_sounding
+    from src.bench.languages import SENTENCES, energy_regions
+
+    u = synthesize(" ".join(SENTENCES[voice]), voice)
+    regions = energy_regions(u.pcm.astype(np.float64), u.sample_rate_hz, min_gap_s=0.2)
+    starts = np.array([p.start_s for p in u.phonemes if is_sounding(p.phoneme)])
+    assert len(regions) >= 5
+    offsets_ms = [1000.0 * float(starts[np.argmin(np.abs(starts - a))] - a) for a, _ in regions]
+    assert max(abs(x) for x in offsets_ms) <= 10.0, offsets_ms
