@@ -151,3 +151,17 @@ def test_pose_finds_the_bundled_portraits_shoulders_below_the_head(portrait_anim
     c = lm[FACE_OVAL, :2].mean(axis=0)
     assert pts[0, 0] < c[0] < pts[1, 0]
     assert (pts[:, 1] > lm[FACE_OVAL, 1].max()).all()
+
+
+def test_implausible_shoulders_change_nothing(portrait_animator) -> None:
+    """A misdetection (shoulders above the eyes, or both on one side of the face) leaves the head region alone."""
+    img, lm, person, c, iod = _wide_hair_person(portrait_animator)
+    flat = np.zeros_like(person)
+    level = build_layers(img, lm, person=person, hands=flat, shoulders=NO_SHOULDERS)
+    above_eyes = np.array([[c[0] - 2.6 * iod, c[1] - 1.5 * iod], [c[0] + 2.6 * iod, c[1] - 1.4 * iod]], np.float32)
+    one_side = np.array([[c[0] + 1.2 * iod, c[1] + 0.8 * iod], [c[0] + 3.0 * iod, c[1] + 2.6 * iod]], np.float32)
+    for bad in (above_eyes, one_side):
+        assert not held.plausible_shoulders(bad, lm, iod)
+        assert np.array_equal(build_layers(img, lm, person=person, hands=flat, shoulders=bad).head, level.head)
+    raised = np.array([[c[0] - 2.6 * iod, c[1] - 0.5 * iod], [c[0] + 2.6 * iod, c[1] + 2.6 * iod]], np.float32)
+    assert held.plausible_shoulders(raised, lm, iod)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from src.core.face_mesh import FACE_OVAL
+from src.core.face_mesh import FACE_OVAL, face_frame
 
 REACH_IOD = 1.2  # how far from the hand a held object may reach into the head region
 BELOW_EYES_V = 0.3  # held objects lie lower than this many IOD below the eyes: above it lies hair
@@ -30,6 +30,8 @@ COLOUR_SIGMAS = 3.0  # a pixel within this many standard deviations (Lab) of the
 MIN_SIGMA = (6.0, 4.0, 4.0)  # Lab floors: a flat-coloured sample still claims its near shades
 MIN_SAMPLES = 50
 NECK_COLUMN_IOD = 0.9  # |u| within this below the chin is neck: never shoulder
+SHOULDER_BELOW_EYES_V = 0.0  # Pose's shoulders count only below the eye line (v, IOD) ...
+SHOULDER_SPAN_IOD = 2.0  # ... and this far apart, one each side of the face
 
 
 def face_zone(lm: np.ndarray, shape: tuple[int, int], grow_px: float) -> np.ndarray:
@@ -90,7 +92,7 @@ def below_shoulders(shoulders: np.ndarray | None, lm: np.ndarray, u: np.ndarray,
     """Pixels (bool) on the body's side of the line through both shoulders, outside the neck column and the
     face: they belong to the torso, whatever the head region says."""
     shape = (u.shape[0], u.shape[1])
-    if shoulders is None or len(shoulders) < 2:
+    if shoulders is None or len(shoulders) < 2 or not plausible_shoulders(shoulders, lm, iod):
         return np.zeros(shape, bool)
     (x0, y0), (x1, y1) = shoulders[0], shoulders[1]
     ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
@@ -100,6 +102,17 @@ def below_shoulders(shoulders: np.ndarray | None, lm: np.ndarray, u: np.ndarray,
         nx, ny = -nx, -ny
     below = (xs - x0) * nx + (ys - y0) * ny > 0
     return below & ~neck_column(u, v, chin_v) & ~face_zone(lm, shape, FACE_GROW_IOD * iod)
+
+
+def plausible_shoulders(shoulders: np.ndarray, lm: np.ndarray, iod: float) -> bool:
+    """Whether Pose's shoulders can be this face's: below the eyes, one each side of the face, at least
+    SHOULDER_SPAN_IOD apart. A misdetection (shoulders at eye level, both on one side) changes nothing."""
+    origin, axes = face_frame(lm.astype(np.float64))
+    ex = axes[:2, 0] / (np.linalg.norm(axes[:2, 0]) + 1e-9)
+    ey = axes[:2, 1] / (np.linalg.norm(axes[:2, 1]) + 1e-9)
+    d = np.asarray(shoulders, np.float64)[:, :2] - origin[:2]
+    su, sv = d @ ex / iod, d @ ey / iod
+    return bool((sv > SHOULDER_BELOW_EYES_V).all() and su.min() < 0 < su.max() and su.max() - su.min() >= SHOULDER_SPAN_IOD)
 
 
 def neck_column(u: np.ndarray, v: np.ndarray, chin_v: float) -> np.ndarray:
