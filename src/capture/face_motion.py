@@ -112,6 +112,12 @@ class FaceMotionExtractor:
         self._neutral_axes = axes
         self._neutral_origin = origin
         self._neutral_local = (self.neutral - origin) @ axes / self._neutral_iod
+        # What `_motion` compares every frame with: the neutral's own lid gaps, brows and mouth width (once).
+        n_local = self._neutral_local
+        self._neutral_eyes = (_lid_gap(n_local, LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS),
+                              _lid_gap(n_local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS))
+        self._neutral_brows = (n_local[LEFT_BROW, 1].mean(), n_local[RIGHT_BROW, 1].mean())
+        self._neutral_width = float(np.linalg.norm(n_local[MOUTH_CORNERS[0], :2] - n_local[MOUTH_CORNERS[1], :2])) + 1e-9
 
     def _motion(self, lm: np.ndarray) -> MotionState:
         assert self.neutral is not None and self._neutral_local is not None and self._neutral_axes is not None
@@ -125,16 +131,14 @@ class FaceMotionExtractor:
         c0 = neutral[STABLE_POINTS].mean(axis=0)
         c1 = lm[STABLE_POINTS].mean(axis=0)
         translation = ((c1 - c0)[:2] / self._neutral_iod).astype(np.float32)
-        n_local = self._neutral_local
         eye_l = _lid_gap(local, LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS)
         eye_r = _lid_gap(local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS)
-        eye_l0 = _lid_gap(n_local, LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS)
-        eye_r0 = _lid_gap(n_local, RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS)
-        brow_l = float(-(local[LEFT_BROW, 1].mean() - n_local[LEFT_BROW, 1].mean()))
-        brow_r = float(-(local[RIGHT_BROW, 1].mean() - n_local[RIGHT_BROW, 1].mean()))
+        eye_l0, eye_r0 = self._neutral_eyes
+        brow_l = float(-(local[LEFT_BROW, 1].mean() - self._neutral_brows[0]))
+        brow_r = float(-(local[RIGHT_BROW, 1].mean() - self._neutral_brows[1]))
         gap = float(local[[14, 87, 317], 1].mean() - local[[13, 82, 312], 1].mean())
         width = float(np.linalg.norm(local[MOUTH_CORNERS[0], :2] - local[MOUTH_CORNERS[1], :2]))
-        width0 = float(np.linalg.norm(n_local[MOUTH_CORNERS[0], :2] - n_local[MOUTH_CORNERS[1], :2])) + 1e-9
+        width0 = self._neutral_width
         _, abs_axes = face_frame(lm)
         return MotionState(
             rotation=rot.astype(np.float32),
