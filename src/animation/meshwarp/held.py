@@ -35,13 +35,17 @@ SHOULDER_SPAN_IOD = 2.0  # ... and this far apart, one each side of the face
 
 
 def face_zone(lm: np.ndarray, shape: tuple[int, int], grow_px: float) -> np.ndarray:
-    """The face outline (bool image) grown by `grow_px`."""
+    """The face outline (bool image) grown by `grow_px` (0: the outline itself)."""
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(lm[FACE_OVAL, :2] * 4).astype(np.int32)], (255,), cv2.LINE_8, shift=2)
+    return _grown(mask > 0, grow_px)
+
+
+def _grown(mask: np.ndarray, grow_px: float) -> np.ndarray:
     if grow_px <= 0:
-        return mask > 0
+        return mask
     r = max(int(round(grow_px)), 1)
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
 
 def _like(lab: np.ndarray, sample: np.ndarray) -> np.ndarray:
@@ -64,9 +68,10 @@ def held_objects(image: np.ndarray, lm: np.ndarray, person: np.ndarray, region: 
     if not hand.any():
         return np.zeros(shape, np.float32)
     solid = person > 0.5
-    face = face_zone(lm, shape, FACE_GROW_IOD * iod)
+    outline = face_zone(lm, shape, 0.0)
+    face = _grown(outline, FACE_GROW_IOD * iod)
     k = max(int(round(2 * FACE_CORE_IOD * iod)) | 1, 3)
-    core = cv2.erode(face_zone(lm, shape, 0.0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    core = cv2.erode(outline.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
     reach = cv2.distanceTransform((~hand).astype(np.uint8), cv2.DIST_L2, 5) <= REACH_IOD * iod
     cand = solid & region & ~core & ~hand & reach & (v > BELOW_EYES_V) & ~neck_column(u, v, chin_v)
     if not cand.any():

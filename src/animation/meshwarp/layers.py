@@ -219,9 +219,9 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     hole = cv2.dilate(((head > 0.1) & (core > 0.01)).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
     lateral = np.clip((1.0 - np.abs(u)) / 0.25, 0.0, 1.0)  # the neck's width, not the whole hole beside the jaw
-    plate = fill_plate(image, hole, v, chin_v - 0.8, lateral, 0.3 * interocular(lm))
+    plate = fill_plate(image, hole, v, chin_v - 0.8, lateral, 0.3 * iod)
     under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0) * lateral).astype(np.float32)
-    under = cv2.GaussianBlur(under, (0, 0), 0.12 * interocular(lm)) * hole  # soft edges, inside the hole
+    under = cv2.GaussianBlur(under, (0, 0), 0.12 * iod) * hole  # soft edges, inside the hole
     head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
     return PortraitLayers(person.astype(np.float32), head.astype(np.float32), still.astype(np.float32),
                           front.astype(np.float32), plate, hole, under, note)

@@ -40,6 +40,7 @@ class VowelTemplates:
         self.classes = tuple(c for c in CLASSES if c in self.templates and len(self.templates[c]))
         self._stack = np.concatenate([self.templates[c] for c in self.classes]).astype(np.float32) / self.scale
         self._owner = np.concatenate([np.full(len(self.templates[c]), i) for i, c in enumerate(self.classes)])
+        self._class_starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])  # each class's rows are contiguous
 
     @classmethod
     def from_frames(cls, frames: dict[str, list[np.ndarray]], per_class: int = 3, source: str = "", scale: np.ndarray | None = None,
@@ -75,8 +76,7 @@ class VowelTemplates:
         in one pass (each row's norms reduce over the same contiguous axis, so they are the same numbers)."""
         x = np.asarray(mfccs, np.float32)
         d = np.linalg.norm(self._stack[None] - (x / self.scale)[:, None, :], axis=2)
-        starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])  # each class's rows are contiguous
-        return np.argmin(np.minimum.reduceat(d, starts, axis=1), axis=1)
+        return np.argmin(np.minimum.reduceat(d, self._class_starts, axis=1), axis=1)
 
     def weights(self, mfcc: np.ndarray) -> np.ndarray:
         """Scores 10^-distance normalised to sum to 1, in `classes` order."""
@@ -88,8 +88,7 @@ class VowelTemplates:
         """`weights` of each row of `mfccs` (K, 12), the same values, in one pass: (K, len(classes))."""
         x = np.asarray(mfccs, np.float32)
         d = np.linalg.norm(self._stack[None] - (x / self.scale)[:, None, :], axis=2)
-        starts = np.flatnonzero(np.r_[True, self._owner[1:] != self._owner[:-1]])  # each class's rows are contiguous
-        d = np.minimum.reduceat(d, starts, axis=1).astype(np.float32, copy=False)
+        d = np.minimum.reduceat(d, self._class_starts, axis=1).astype(np.float32, copy=False)
         s = np.power(10.0, -(d - d.min(axis=1, keepdims=True)))
         return (s / s.sum(axis=1, keepdims=True)).astype(np.float32)
 
