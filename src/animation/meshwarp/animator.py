@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
+from src.animation.meshwarp import mouth_interior
 from src.animation.meshwarp.avatar import AvatarCache, PreparedAvatar, prepare_avatar
 from src.animation.meshwarp.background import Background
 from src.animation.meshwarp.compositor import LayerCompositor
@@ -183,6 +184,8 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._rot_points = _smooth_depth(mesh.points, mesh.triangles, mesh.n_face)
         self._light = face_light(img, lm, self._lip_bgr / 0.8)
         self._own_teeth = own_teeth(img, lm[_UPPER_INNER, :2], lm[_LOWER_INNER, :2])
+        if self.config.animation.meshwarp.mouth_interior:
+            mouth_interior.warm_up()  # compiled (or loaded from numba's cache) before the first frame
         self._gaze = GazeLayer(img, lm) if self.config.animation.gaze != "off" else None
         local = (lm - self.source.origin) @ self.source.axes / self.source.iod
         self.expressions = ExpressionController(build_expressions(local, self.source.rig))

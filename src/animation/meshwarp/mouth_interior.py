@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from src.animation.meshwarp.raster import njit
+
 TEETH_BGR = np.array([200, 214, 228], np.float32)  # warm ivory
 TONGUE_BGR = np.array([105, 110, 190], np.float32)
 THROAT_BGR = np.array([45, 40, 120], np.float32)
@@ -59,15 +61,6 @@ def _contour_y(xs: np.ndarray, contour: np.ndarray) -> np.ndarray:
     return np.interp(xs, contour[order, 0], contour[order, 1])
 
 
-def _teeth_pattern(s: np.ndarray, n: int = 9) -> np.ndarray:
-    """1 on a tooth, dipping to ~0.6 in the narrow gaps between teeth; teeth narrow toward the corners
-    (equal angles on a curved arch: position = sin(angle))."""
-    ang = np.arcsin(np.clip(s, -0.999, 0.999))
-    phase = ang / np.pi * n
-    d = np.abs(phase - np.round(phase))  # 0 at a gap
-    return 0.8 + 0.2 * np.clip(d / 0.1, 0.0, 1.0)
-
-
 def own_teeth(source: np.ndarray, src_upper: np.ndarray, src_lower: np.ndarray) -> bool:
     """Whether the portrait shows its own teeth: bright, unsaturated pixels fill a good part of its lip opening."""
     ring = np.vstack([src_upper, src_lower[::-1]]).astype(np.float32)
@@ -99,67 +92,133 @@ def paint_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nd
     h, w = y1 - y0, x1 - x0
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
-    xs = np.arange(x0, x1, dtype=np.float32)
-    yu = _contour_y(xs, dst_upper)[None, :]
-    yl = _contour_y(xs, dst_lower)[None, :]
+    # Per column: the driven lips, and where the same column of the portrait's own opening is.
+    xs = np.arange(x0, x1, dtype=np.float64)
+    yu = _contour_y(xs, dst_upper)
+    yl = _contour_y(xs, dst_lower)
     dxa, dxb = float(dst_upper[:, 0].min()), float(dst_upper[:, 0].max())
-    cx, half_w = (dxa + dxb) / 2, max((dxb - dxa) / 2, 1.0)
-    mouth_w = 2 * half_w
-    yy = np.arange(y0, y1, dtype=np.float32)[:, None]
-    gap = np.maximum(yl - yu, 1.0)
-    s = (xs[None, :] - cx) / half_w
-    t = (yy - yu) / gap
-    below_upper = yy - yu
-    above_lower = yl - yy
-    open_ratio = float(np.clip((yl - yu).max() / mouth_w, 0.0, 1.5))
-    lip = np.array(light.lip_bgr, np.float32)
-    # Light across the mouth: the lit side brighter; the whole scaled by the face's level.
-    lit = (light.level * (1.0 + 0.25 * light.side * s))[..., None]
-    # Throat: dark red, darkest at the back centre, darker the wider the mouth.
-    depth = np.clip(1.0 - s**2 - ((t - 0.5) / 0.55) ** 2, 0.0, 1.0)
-    throat = (0.4 * lip + 0.6 * THROAT_BGR) * (1.0 - (0.5 + 0.35 * min(open_ratio / 0.6, 1.0)) * depth)[..., None]
-    layer = throat
-    # Tongue: low in the opening, its top lit, its edges shaded.
-    tongue_top = 0.62 - 0.12 * min(open_ratio / 0.6, 1.0)
-    ty = (t - 1.05) / (1.05 - tongue_top)
-    tongue_d = (s / 0.62) ** 2 + ty**2
-    tongue = np.clip((1.0 - tongue_d) / 0.12, 0.0, 1.0)[..., None]
-    tongue_shade = (0.55 + 0.45 * np.clip(1.0 - tongue_d, 0, 1) ** 0.5 * np.clip(1.2 - t, 0.2, 1.0))[..., None]
-    groove = 1.0 - 0.12 * np.exp(-((s / 0.05) ** 2))[..., None] * (t > tongue_top + 0.1)[..., None]
-    layer = layer * (1 - tongue) + (0.5 * TONGUE_BGR + 0.5 * lip * 1.1) * tongue_shade * groove * tongue
-    # The portrait's own opening (its teeth, if it smiles): painted rows fade out where it shows them.
     sxa, sxb = float(src_upper[:, 0].min()), float(src_upper[:, 0].max())
     sx = sxa + (xs - dxa) * (sxb - sxa) / max(dxb - dxa, 1e-3)
-    su = _contour_y(sx, src_upper)[None, :]
-    sl = _contour_y(sx, src_lower)[None, :]
-    src_gap = np.maximum(sl - su, 0.0) if use_own else np.zeros_like(su)
-    painted = np.clip(1.0 - src_gap / np.maximum(0.2 * gap, 1.0), 0.0, 1.0)
-    # Teeth rows.
-    pattern = _teeth_pattern(s)[..., None]
-    arch = np.clip(1.0 - s**2, 0.0, 1.0)
-    up_h = np.minimum(0.17 * mouth_w, 0.42 * gap) * (0.55 + 0.45 * arch)
-    lo_h = np.minimum(0.1 * mouth_w, 0.25 * gap) * (0.4 + 0.6 * arch)
-    soft = np.maximum(0.08 * up_h, 0.7)
-    upper = np.clip((up_h - below_upper) / soft, 0.0, 1.0) * np.clip((0.85 - np.abs(s)) / 0.15, 0.0, 1.0)
-    lower = np.clip((lo_h - above_lower) / soft, 0.0, 1.0) * np.clip((0.7 - np.abs(s)) / 0.15, 0.0, 1.0)
-    teeth_shade = (0.62 + 0.38 * arch**0.5)[..., None]
-    lip_shadow_u = (0.7 + 0.3 * np.clip(below_upper / np.maximum(0.35 * up_h, 1.0), 0, 1))[..., None]
-    lip_shadow_l = 0.8 + 0.2 * np.clip(above_lower / np.maximum(0.5 * lo_h, 1.0), 0, 1)[..., None]
-    up_a = (upper * painted)[..., None]
-    lo_a = (lower * painted)[..., None]
-    layer = layer * (1 - lo_a) + TEETH_BGR * 0.85 * teeth_shade * pattern * lip_shadow_l * lo_a
-    layer = layer * (1 - up_a) + TEETH_BGR * teeth_shade * pattern * lip_shadow_u * up_a
-    layer = layer * lit
+    su = _contour_y(sx, src_upper)
+    sl = _contour_y(sx, src_lower)
+    layer: np.ndarray = np.empty((h, w, 3), np.float32)
+    map_y = np.empty((h, w), np.float32)
+    _paint_layer(layer, map_y, y0, xs, yu, yl, su, sl, use_own, dxa, dxb, light.level, light.side,
+                 np.array(light.lip_bgr, np.float64))
     # As soft as the face around it (a painted edge sharper than the photo reads as a sticker).
-    layer = cv2.GaussianBlur(layer, (0, 0), max(0.012 * mouth_w, 0.5))
+    layer = cv2.GaussianBlur(layer, (0, 0), max(0.024 * max((dxb - dxa) / 2, 1.0), 0.5))
     # The portrait's own interior: its upper half rides the upper lip, its lower half the lower lip.
-    half = src_gap / 2
-    map_y = np.where(below_upper < half, su + below_upper, np.where(above_lower < half, sl - above_lower, -1.0))
-    own = map_y >= 0
-    if own.any():
-        map_x = np.broadcast_to(sx[None, :], map_y.shape).astype(np.float32)
-        sampled = cv2.remap(source, map_x, map_y.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        layer = np.where(own[..., None], sampled.astype(np.float32), layer)
-    alpha = cv2.GaussianBlur(mask, (0, 0), 0.7).astype(np.float32)[..., None] * (strength / 255.0)
-    roi = image[y0:y1, x0:x1].astype(np.float32)
-    image[y0:y1, x0:x1] = np.clip(roi * (1 - alpha) + layer * alpha + 0.5, 0, 255).astype(np.uint8)
+    sampled = None
+    if bool((map_y >= 0).any()):
+        map_x = np.broadcast_to(sx.astype(np.float32)[None, :], map_y.shape)
+        sampled = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)
+    _blend_in(image[y0:y1, x0:x1], layer, sampled if sampled is not None else image[y0:y1, x0:x1], map_y, alpha,
+              strength / 255.0)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _teeth_pattern(s: float, n: int = 9) -> float:
+    """1 on a tooth, dipping to ~0.6 in the narrow gaps between teeth; teeth narrow toward the corners
+    (equal angles on a curved arch: position = sin(angle))."""
+    phase = np.arcsin(min(max(s, -0.999), 0.999)) / np.pi * n
+    d = abs(phase - np.floor(phase + 0.5))  # 0 at a gap
+    return 0.8 + 0.2 * min(max(d / 0.1, 0.0), 1.0)
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _paint_layer(layer: np.ndarray, map_y: np.ndarray, y0: int, xs: np.ndarray, yu: np.ndarray, yl: np.ndarray,
+                 su: np.ndarray, sl: np.ndarray, use_own: bool, dxa: float, dxb: float, level: float, side: float,
+                 lip: np.ndarray) -> None:
+    """The painted interior (BGR float) and, per pixel, the row of the portrait's own opening it shows there
+    (-1: none), in one pass. s runs across the mouth (-1 .. 1), t down the opening (0 at the upper lip, 1 at
+    the lower one); everything scales with the opening."""
+    h, w = map_y.shape
+    cx, half_w = (dxa + dxb) / 2, max((dxb - dxa) / 2, 1.0)
+    mouth_w = 2 * half_w
+    open_ratio = 0.0
+    for j in range(w):
+        open_ratio = max(open_ratio, yl[j] - yu[j])
+    open_ratio = min(max(open_ratio / mouth_w, 0.0), 1.5)
+    deep = min(open_ratio / 0.6, 1.0)
+    dark = 0.5 + 0.35 * deep  # the wider the mouth, the deeper (darker) the cavity
+    tongue_top = 0.62 - 0.12 * deep
+    throat = np.empty(3)
+    tongue_c = np.empty(3)
+    for c in range(3):
+        throat[c] = 0.4 * lip[c] + 0.6 * THROAT_BGR[c]
+        tongue_c[c] = 0.5 * TONGUE_BGR[c] + 0.5 * lip[c] * 1.1
+    for j in range(w):
+        s = (xs[j] - cx) / half_w
+        gap = max(yl[j] - yu[j], 1.0)
+        lit = level * (1.0 + 0.25 * side * s)  # the lit side brighter, the whole scaled by the face's level
+        # The portrait's own opening (its teeth, if it smiles): painted rows fade out where it shows them.
+        src_gap = max(sl[j] - su[j], 0.0) if use_own else 0.0
+        painted = min(max(1.0 - src_gap / max(0.2 * gap, 1.0), 0.0), 1.0)
+        half = src_gap / 2
+        pattern = _teeth_pattern(s)
+        arch = min(max(1.0 - s * s, 0.0), 1.0)
+        up_h = min(0.17 * mouth_w, 0.42 * gap) * (0.55 + 0.45 * arch)
+        lo_h = min(0.1 * mouth_w, 0.25 * gap) * (0.4 + 0.6 * arch)
+        soft = max(0.08 * up_h, 0.7)
+        up_side = min(max((0.85 - abs(s)) / 0.15, 0.0), 1.0)
+        lo_side = min(max((0.7 - abs(s)) / 0.15, 0.0), 1.0)
+        teeth_shade = 0.62 + 0.38 * np.sqrt(arch)
+        groove_col = 0.12 * np.exp(-((s / 0.05) ** 2))
+        for i in range(h):
+            yy = float(y0 + i)
+            below_upper = yy - yu[j]
+            above_lower = yl[j] - yy
+            t = below_upper / gap
+            # Throat: dark red, darkest at the back centre.
+            depth = min(max(1.0 - s * s - ((t - 0.5) / 0.55) ** 2, 0.0), 1.0)
+            k_throat = 1.0 - dark * depth
+            # Tongue: low in the opening, its top lit, its edges shaded, a groove down its middle.
+            ty = (t - 1.05) / (1.05 - tongue_top)
+            tongue_d = (s / 0.62) ** 2 + ty * ty
+            tongue = min(max((1.0 - tongue_d) / 0.12, 0.0), 1.0)
+            tongue_shade = 0.55 + 0.45 * np.sqrt(min(max(1.0 - tongue_d, 0.0), 1.0)) * min(max(1.2 - t, 0.2), 1.0)
+            groove = 1.0 - groove_col if t > tongue_top + 0.1 else 1.0
+            # Teeth rows: the upper hangs from the upper lip, the lower (shorter) rises from the lower lip.
+            up_a = min(max((up_h - below_upper) / soft, 0.0), 1.0) * up_side * painted
+            lo_a = min(max((lo_h - above_lower) / soft, 0.0), 1.0) * lo_side * painted
+            shadow_u = 0.7 + 0.3 * min(max(below_upper / max(0.35 * up_h, 1.0), 0.0), 1.0)
+            shadow_l = 0.8 + 0.2 * min(max(above_lower / max(0.5 * lo_h, 1.0), 0.0), 1.0)
+            for c in range(3):
+                v = throat[c] * k_throat * (1 - tongue) + tongue_c[c] * tongue_shade * groove * tongue
+                v = v * (1 - lo_a) + TEETH_BGR[c] * 0.85 * teeth_shade * pattern * shadow_l * lo_a
+                v = v * (1 - up_a) + TEETH_BGR[c] * teeth_shade * pattern * shadow_u * up_a
+                layer[i, j, c] = v * lit
+            # Where the portrait's own opening shows (upper half riding the upper lip, lower the lower lip).
+            if below_upper < half:
+                map_y[i, j] = su[j] + below_upper
+            elif above_lower < half:
+                map_y[i, j] = sl[j] - above_lower
+            else:
+                map_y[i, j] = -1.0
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _blend_in(roi: np.ndarray, layer: np.ndarray, own: np.ndarray, map_y: np.ndarray, alpha: np.ndarray,
+              scale: float) -> None:
+    """roi = roi * (1 - a) + interior * a (rounded), the interior being the portrait's own opening where
+    map_y >= 0 and the painted layer elsewhere; a = alpha (0..255) * scale."""
+    h, w = map_y.shape
+    for i in range(h):
+        for j in range(w):
+            a = alpha[i, j] * scale
+            if a <= 0.0:
+                continue
+            mine = map_y[i, j] >= 0
+            for c in range(3):
+                v = float(own[i, j, c]) if mine else float(layer[i, j, c])
+                roi[i, j, c] = np.uint8(min(max(roi[i, j, c] * (1 - a) + v * a + 0.5, 0.0), 255.0))
+
+
+def warm_up() -> None:
+    """Compile (or load the cached compilation) before the first real frame."""
+    img = np.full((40, 60, 3), 100, np.uint8)
+    xs = np.linspace(10, 50, 7)
+    upper = np.stack([xs, np.full(7, 18.0)], axis=1).astype(np.float32)
+    lower = np.stack([xs, 18 + 10 * np.sin(np.linspace(0, np.pi, 7))], axis=1).astype(np.float32)
+    paint_mouth_interior(img, img.copy(), upper, lower, upper, upper + (0, 2), 1.0, FaceLight(1.0, 0.0, (60, 60, 140)))
