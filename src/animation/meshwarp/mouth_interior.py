@@ -19,6 +19,7 @@ teeth on the upper lip, lower on the lower); the painted rows fade out there.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -56,9 +57,23 @@ def face_light(image: np.ndarray, landmarks: np.ndarray, lip_bgr: np.ndarray) ->
     return FaceLight(level, side, (float(lip_bgr[0]), float(lip_bgr[1]), float(lip_bgr[2])))
 
 
+@njit(cache=True, nogil=True, fastmath=False)
 def _contour_y(xs: np.ndarray, contour: np.ndarray) -> np.ndarray:
     order = np.argsort(contour[:, 0])
-    return np.interp(xs, contour[order, 0], contour[order, 1])
+    return np.interp(xs, contour[:, 0][order], contour[:, 1][order])
+
+
+@njit(cache=True, nogil=True, fastmath=False)
+def _columns(x0: int, x1: int, dst_upper: np.ndarray, dst_lower: np.ndarray, src_upper: np.ndarray, src_lower: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Per column x0 .. x1 - 1: the driven lips (yu, yl) and the same column of the portrait's own opening
+    (sx, su, sl), the lips' corners stretched onto each other; and the driven corners (dxa, dxb)."""
+    xs = np.arange(x0, x1).astype(np.float64)
+    dxa, dxb = float(dst_upper[:, 0].min()), float(dst_upper[:, 0].max())
+    sxa, sxb = float(src_upper[:, 0].min()), float(src_upper[:, 0].max())
+    sx = sxa + (xs - dxa) * (sxb - sxa) / max(dxb - dxa, 1e-3)
+    return (xs, _contour_y(xs, dst_upper), _contour_y(xs, dst_lower), sx, _contour_y(sx, src_upper),
+            _contour_y(sx, src_lower), dxa, dxb)
 
 
 def own_teeth(source: np.ndarray, src_upper: np.ndarray, src_lower: np.ndarray) -> bool:
@@ -83,24 +98,15 @@ def paint_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nd
     if strength <= 0.01:
         return
     ring = np.vstack([dst_upper, dst_lower[::-1]]).astype(np.float32)
-    x0 = max(int(np.floor(ring[:, 0].min())) - 2, 0)
-    y0 = max(int(np.floor(ring[:, 1].min())) - 2, 0)
-    x1 = min(int(np.ceil(ring[:, 0].max())) + 3, image.shape[1])
-    y1 = min(int(np.ceil(ring[:, 1].max())) + 3, image.shape[0])
+    lo, hi = ring.min(axis=0), ring.max(axis=0)
+    x0, y0 = max(math.floor(lo[0]) - 2, 0), max(math.floor(lo[1]) - 2, 0)
+    x1, y1 = min(math.ceil(hi[0]) + 3, image.shape[1]), min(math.ceil(hi[1]) + 3, image.shape[0])
     if x1 - x0 < 3 or y1 - y0 < 3:
         return
     h, w = y1 - y0, x1 - x0
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
-    # Per column: the driven lips, and where the same column of the portrait's own opening is.
-    xs = np.arange(x0, x1, dtype=np.float64)
-    yu = _contour_y(xs, dst_upper)
-    yl = _contour_y(xs, dst_lower)
-    dxa, dxb = float(dst_upper[:, 0].min()), float(dst_upper[:, 0].max())
-    sxa, sxb = float(src_upper[:, 0].min()), float(src_upper[:, 0].max())
-    sx = sxa + (xs - dxa) * (sxb - sxa) / max(dxb - dxa, 1e-3)
-    su = _contour_y(sx, src_upper)
-    sl = _contour_y(sx, src_lower)
+    xs, yu, yl, sx, su, sl, dxa, dxb = _columns(x0, x1, dst_upper, dst_lower, src_upper, src_lower)
     layer: np.ndarray = np.empty((h, w, 3), np.float32)
     map_y = np.empty((h, w), np.float32)
     _paint_layer(layer, map_y, y0, xs, yu, yl, su, sl, use_own, dxa, dxb, light.level, light.side,
