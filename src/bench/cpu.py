@@ -42,8 +42,8 @@ def case_args(case: str, driver_video: str, audio: str) -> list[str]:
     """main.py run arguments for a case name: none | audio | video."""
     if case == "none":
         return ["--driver", "none", "--audio", "none"]
-    if case == "audio":
-        return ["--driver", "none", "--audio", audio]
+    if case == "audio":  # looped, like the video: the window is all steady speech, not the file's end and silence
+        return ["--driver", "none", "--audio", audio, "--set", "audio.loop=true"]
     if case == "video":
         return ["--driver", driver_video, "--loop", "--audio", "none"]
     raise ValueError(f"unknown case {case!r}")
