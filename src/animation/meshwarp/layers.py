@@ -41,10 +41,15 @@ from src.core.face_mesh import CHIN, FACE_OVAL, N_MESH, face_frame, interocular
 
 log = logging.getLogger(__name__)
 
-LAYERS_VERSION = 13
+LAYERS_VERSION = 14
 HAIR_HALF_WIDTH = 2.6  # IOD: how far the hair may reach sideways above the eyes
 NECK_HALF_WIDTH = 0.6  # IOD, at least
 NECK_CUT_BELOW_CHIN = 0.45  # IOD: below this the person is body (still)
+# The garment under the hole is carried up behind the neck from this far above the chin (IOD; full strength as far
+# below it), no wider than the neck: a head that turns uncovers the backdrop beside the jaw, not a dark block
+# reaching up to the mouth (0.8 and 1.0 before: the collar's black showed as a block with a straight edge).
+UNDER_ABOVE_CHIN = 0.2
+UNDER_HALF_WIDTH = 0.8
 FEATHER_PX = 1.5
 RING_STEP_DEG = 10.0
 
@@ -218,9 +223,9 @@ def build_layers(image: np.ndarray, lm: np.ndarray, person: np.ndarray | None = 
     front = person * hands
     hole = cv2.dilate(((head > 0.1) & (core > 0.01)).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
     hole &= region | cv2.dilate(region.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & (person < 0.5)
-    lateral = np.clip((1.0 - np.abs(u)) / 0.25, 0.0, 1.0)  # the neck's width, not the whole hole beside the jaw
-    plate = fill_plate(image, hole, v, chin_v - 0.8, lateral, 0.3 * iod)
-    under = (hole * np.clip((v - (chin_v - 0.8)) / 0.4, 0.0, 1.0) * lateral).astype(np.float32)
+    lateral = np.clip((UNDER_HALF_WIDTH - np.abs(u)) / 0.25, 0.0, 1.0)  # the neck's width, not the whole hole beside the jaw
+    plate = fill_plate(image, hole, v, chin_v - UNDER_ABOVE_CHIN, lateral, 0.3 * iod)
+    under = (hole * np.clip((v - (chin_v - UNDER_ABOVE_CHIN)) / 0.4, 0.0, 1.0) * lateral).astype(np.float32)
     under = cv2.GaussianBlur(under, (0, 0), 0.12 * iod) * hole  # soft edges, inside the hole
     head, still, front = (np.where(x < 0.004, 0.0, x) for x in (head, still, front))  # blur tails: exactly none
     return PortraitLayers(person.astype(np.float32), head.astype(np.float32), still.astype(np.float32),
