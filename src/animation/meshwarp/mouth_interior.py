@@ -30,6 +30,7 @@ from src.animation.meshwarp.raster import njit
 TEETH_BGR = np.array([200, 214, 228], np.float32)  # warm ivory
 TONGUE_BGR = np.array([105, 110, 190], np.float32)
 THROAT_BGR = np.array([45, 40, 120], np.float32)
+_NO_OWN = np.zeros((0, 0, 3), np.uint8)
 # Cheek landmarks (image-left, image-right) sampled for the face's light.
 _CHEEKS = ((50, 101, 118, 117, 123, 205), (280, 330, 347, 346, 352, 425))
 
@@ -106,7 +107,10 @@ def paint_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nd
     h, w = y1 - y0, x1 - x0
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [np.round((ring - (x0, y0)) * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
-    xs, yu, yl, sx, su, sl, dxa, dxb = _columns(x0, x1, dst_upper, dst_lower, src_upper, src_lower)
+    # One array layout for the compiled calls whatever the caller passes (views, float64): each new layout would
+    # be compiled on first use, a stall in the middle of a stream.
+    contours = (np.ascontiguousarray(c, np.float32) for c in (dst_upper, dst_lower, src_upper, src_lower))
+    xs, yu, yl, sx, su, sl, dxa, dxb = _columns(x0, x1, *contours)
     layer: np.ndarray = np.empty((h, w, 3), np.float32)
     map_y = np.empty((h, w), np.float32)
     _paint_layer(layer, map_y, y0, xs, yu, yl, su, sl, use_own, dxa, dxb, light.level, light.side,
@@ -119,8 +123,8 @@ def paint_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nd
         map_x = np.broadcast_to(sx.astype(np.float32)[None, :], map_y.shape)
         sampled = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     alpha = cv2.GaussianBlur(mask, (0, 0), 0.7)
-    _blend_in(image[y0:y1, x0:x1], layer, sampled if sampled is not None else image[y0:y1, x0:x1], map_y, alpha,
-              strength / 255.0)
+    # (without a sampled opening, map_y < 0 everywhere and `own` is never read: an empty stand-in of the same type)
+    _blend_in(image[y0:y1, x0:x1], layer, sampled if sampled is not None else _NO_OWN, map_y, alpha, strength / 255.0)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
@@ -222,9 +226,13 @@ def _blend_in(roi: np.ndarray, layer: np.ndarray, own: np.ndarray, map_y: np.nda
 
 
 def warm_up() -> None:
-    """Compile (or load the cached compilation) before the first real frame."""
+    """Compile (or load the cached compilation) before the first real frame: with and without the portrait's own
+    opening sampled (the two argument types `_blend_in` sees)."""
     img = np.full((40, 60, 3), 100, np.uint8)
     xs = np.linspace(10, 50, 7)
-    upper = np.stack([xs, np.full(7, 18.0)], axis=1).astype(np.float32)
-    lower = np.stack([xs, 18 + 10 * np.sin(np.linspace(0, np.pi, 7))], axis=1).astype(np.float32)
-    paint_mouth_interior(img, img.copy(), upper, lower, upper, upper + (0, 2), 1.0, FaceLight(1.0, 0.0, (60, 60, 140)))
+    upper = np.stack([xs, np.full(7, 18.0)], axis=1)
+    lower = np.stack([xs, 18 + 10 * np.sin(np.linspace(0, np.pi, 7))], axis=1)
+    light = FaceLight(1.0, 0.0, (60, 60, 140))
+    paint_mouth_interior(img, img.copy(), upper, lower, upper, upper + (0, 2), 1.0, light)
+    far = upper - (0, 100)  # an opening that samples nothing (every source row negative)
+    paint_mouth_interior(img, img.copy(), upper, lower, far, far, 1.0, light, use_own=False)
