@@ -242,20 +242,26 @@ def test_wide_open_mouth_has_teeth_tongue_and_a_shaded_throat(make_config, portr
     assert np.array_equal(closed[..., :3], a.source.avatar.image)
 
 
-def test_the_mouth_interior_is_compiled_before_the_first_open_mouth(anim) -> None:
-    """Preparing the avatar compiles the interior's kernels for the argument types a stream passes: a first
-    open mouth mid-stream compiles nothing (it took 373 ms on an empty numba cache when the types differed)."""
-    from src.animation.meshwarp import mouth_interior as mi
+def test_the_compiled_kernels_are_ready_before_the_first_frame(anim) -> None:
+    """Preparing the avatar compiles the meshwarp kernels for the argument types a stream passes: a turn, a blink
+    or a first open mouth mid-stream compiles nothing (on an empty numba cache a new specialisation took 373 ms
+    for the mouth interior; the warp's affines compiled one more on the first frame)."""
+    from numba.core.registry import CPUDispatcher
+
+    from src.animation.meshwarp import affine_kernel, mouth_interior, raster
     from src.animation.meshwarp.raster import HAVE_NUMBA
 
     if not HAVE_NUMBA:
         pytest.skip("numba is not installed: the kernels run as plain Python")
-    kernels = (mi._columns, mi._paint_layer, mi._blend_in)
+    kernels = [v for m in (affine_kernel, mouth_interior, raster) for v in vars(m).values() if isinstance(v, CPUDispatcher)]
+    assert len(kernels) >= 5
     before = [len(k.signatures) for k in kernels]
-    assert min(before) >= 1
-    for opening in (0.3, 0.7):
-        anim.animate(_inp(MotionState(mouth=MouthShape(open=opening))))
-    assert [len(k.signatures) for k in kernels] == before
+    for i, opening in enumerate((0.0, 0.3, 0.7)):
+        motion = MotionState(rotation=euler_to_rotation(12 * i, -8, 10), mouth=MouthShape(open=opening),
+                             eye_open=(0.1, 1.0))
+        anim.animate(_inp(motion))
+    after = [len(k.signatures) for k in kernels]
+    assert after == before, {k.__name__: (b, a) for k, b, a in zip(kernels, before, after, strict=True) if a != b}
 
 
 def test_mouth_interior_is_shaded_with_the_face_light() -> None:

@@ -62,7 +62,8 @@ class PiecewiseAffineWarper:
         `depth` (per point, larger = farther) is given; fills the affine tables."""
         if self.use_compiled:  # the same numbers in one compiled pass (the tables are the OpenCV path's)
             active, d, self._coefs, self.culled = affine_kernel.affines_compiled(
-                dst, depth if depth is not None else dst[:, 0], depth is not None, self.src, self.triangles, self._src_tri,
+                dst, np.ascontiguousarray(depth if depth is not None else dst[:, 0]), depth is not None, self.src,
+                self.triangles, self._src_tri,
                 self._src_sign, self._cullable)
             return active, d
         tri = self.triangles
