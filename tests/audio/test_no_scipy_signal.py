@@ -55,3 +55,22 @@ def test_opening_a_mic_and_analysing_audio_leaves_scipy_signal_unimported() -> N
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "False"
+
+
+def test_the_analysis_compiles_its_dc_blocker_before_the_first_hop() -> None:
+    """The DC blocker is compiled (or loaded from numba's cache) when the analysis is made, not in the audio thread
+    at the first hop, where a compilation would hold up the first mouth shapes."""
+    from src.audio.lipsync import dc_block as kernel
+    from src.audio.lipsync.analysis import FrameAnalyzer
+    from src.audio.lipsync.dc_block import HAVE_NUMBA
+
+    if not HAVE_NUMBA:
+        pytest.skip("numba is not installed: the DC blocker runs as plain Python")
+    a = FrameAnalyzer(16000)
+    before = len(kernel._dc_block.signatures)
+    assert before >= 1
+    x = (np.random.default_rng(1).standard_normal(1600) * 0.1).astype(np.float32)
+    a.push(x[:160])
+    a.push_many([x[i : i + 160] for i in range(160, 1600, 160)])
+    a.push(x[:160].astype(np.float64))
+    assert len(kernel._dc_block.signatures) == before

@@ -12,7 +12,10 @@ import numpy as np
 
 try:
     from numba import njit
+
+    HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - numba is a pinned dependency; the loop below runs as plain Python then
+    HAVE_NUMBA = False
 
     def njit(*args, **kwargs):
         def wrap(fn):
@@ -40,4 +43,11 @@ def dc_block(x: np.ndarray, state: float) -> tuple[np.ndarray, float]:
     return _dc_block(np.ascontiguousarray(x), float(state), POLE)
 
 
-__all__ = ["POLE", "dc_block"]
+def warm_up() -> None:
+    """Compile (or load the cached compilation) for float32 and float64 blocks before the first hop: a first
+    compilation in the audio thread would hold up the first mouth shapes."""
+    for dtype in (np.float32, np.float64):
+        dc_block(np.zeros(4, dtype), 0.0)
+
+
+__all__ = ["POLE", "dc_block", "warm_up"]
