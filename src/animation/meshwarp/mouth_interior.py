@@ -116,7 +116,8 @@ def paint_mouth_interior(image: np.ndarray, source: np.ndarray, dst_upper: np.nd
     _paint_layer(layer, map_y, y0, xs, yu, yl, su, sl, use_own, dxa, dxb, light.level, light.side,
                  np.array(light.lip_bgr, np.float64))
     # As soft as the face around it (a painted edge sharper than the photo reads as a sticker).
-    layer = cv2.GaussianBlur(layer, (0, 0), max(0.024 * max((dxb - dxa) / 2, 1.0), 0.5))
+    mouth_w = 2.0 * max((dxb - dxa) / 2, 1.0)
+    layer = cv2.GaussianBlur(layer, (0, 0), max(0.012 * mouth_w, 0.5))
     # The portrait's own interior: its upper half rides the upper lip, its lower half the lower lip.
     sampled = None
     if bool((map_y >= 0).any()):
