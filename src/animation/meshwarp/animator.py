@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from src.animation.base import ANIMATORS, AnimationInput, BaseAnimationModel
-from src.animation.meshwarp import mouth_interior
 from src.animation.meshwarp.avatar import AvatarCache, PreparedAvatar, prepare_avatar
 from src.animation.meshwarp.background import Background
 from src.animation.meshwarp.compositor import LayerCompositor
@@ -27,6 +26,7 @@ from src.animation.meshwarp.layers import build_layered_mesh, prepare_layers
 from src.animation.meshwarp.lids import close_eyelids
 from src.animation.meshwarp.mesh import SourceMesh, build_source_mesh
 from src.animation.meshwarp.mouth_interior import face_light, own_teeth, paint_mouth_interior
+from src.animation.meshwarp.mouth_interior import warm_up as warm_up_mouth_interior
 from src.animation.meshwarp.mouth_layers import close_lips, overlay_eye
 from src.animation.meshwarp.rig import BASES, FaceRig, build_face_rig
 from src.animation.meshwarp.scalar import clamp
@@ -185,7 +185,7 @@ class MeshWarpAnimator(BaseAnimationModel):
         self._light = face_light(img, lm, self._lip_bgr / 0.8)
         self._own_teeth = own_teeth(img, lm[_UPPER_INNER, :2], lm[_LOWER_INNER, :2])
         if self.config.animation.meshwarp.mouth_interior:
-            mouth_interior.warm_up()  # compiled (or loaded from numba's cache) before the first frame
+            warm_up_mouth_interior()  # compiled (or loaded from numba's cache) before the first frame
         self._gaze = GazeLayer(img, lm) if self.config.animation.gaze != "off" else None
         local = (lm - self.source.origin) @ self.source.axes / self.source.iod
         self.expressions = ExpressionController(build_expressions(local, self.source.rig))

@@ -227,13 +227,11 @@ def _blend_in(roi: np.ndarray, layer: np.ndarray, own: np.ndarray, map_y: np.nda
 
 
 def warm_up() -> None:
-    """Compile (or load the cached compilation) before the first real frame: with and without the portrait's own
-    opening sampled (the two argument types `_blend_in` sees)."""
+    """Compile (or load the cached compilation) before the first real frame, for the argument types a stream
+    passes (`paint_mouth_interior` makes them the same whatever its caller gives)."""
     img = np.full((40, 60, 3), 100, np.uint8)
     xs = np.linspace(10, 50, 7)
     upper = np.stack([xs, np.full(7, 18.0)], axis=1)
     lower = np.stack([xs, 18 + 10 * np.sin(np.linspace(0, np.pi, 7))], axis=1)
     light = FaceLight(1.0, 0.0, (60, 60, 140))
     paint_mouth_interior(img, img.copy(), upper, lower, upper, upper + (0, 2), 1.0, light)
-    far = upper - (0, 100)  # an opening that samples nothing (every source row negative)
-    paint_mouth_interior(img, img.copy(), upper, lower, far, far, 1.0, light, use_own=False)

@@ -63,8 +63,7 @@ class PiecewiseAffineWarper:
         if self.use_compiled:  # the same numbers in one compiled pass (the tables are the OpenCV path's)
             active, d, self._coefs, self.culled = affine_kernel.affines_compiled(
                 dst, np.ascontiguousarray(depth if depth is not None else dst[:, 0]), depth is not None, self.src,
-                self.triangles, self._src_tri,
-                self._src_sign, self._cullable)
+                self.triangles, self._src_tri, self._src_sign, self._cullable)
             return active, d
         tri = self.triangles
         moved = np.abs(dst - self.src).max(axis=1) > MOVE_EPS_PX

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.audio.lipsync import dc_block as dc_block_kernel
 from src.audio.lipsync.dc_block import dc_block
+from src.audio.lipsync.dc_block import warm_up as warm_up_dc_block
 from src.audio.lipsync.mel import dct_matrix, mel_filterbank
 from src.core.config import VadConfig
 
@@ -51,7 +51,7 @@ class FrameAnalyzer:
         from src.core.runtime.threads import configure
 
         configure()  # BLAS pools sized before the first hop (the hop's products must not wake a pool)
-        dc_block_kernel.warm_up()  # and the DC blocker compiled
+        warm_up_dc_block()  # and the DC blocker compiled
         self.rate = sample_rate_hz
         self.win = int(round(sample_rate_hz * window_ms / 1000.0))
         self.n_fft = 1 << (self.win - 1).bit_length()

@@ -44,10 +44,9 @@ def dc_block(x: np.ndarray, state: float) -> tuple[np.ndarray, float]:
 
 
 def warm_up() -> None:
-    """Compile (or load the cached compilation) for float32 and float64 blocks before the first hop: a first
-    compilation in the audio thread would hold up the first mouth shapes."""
-    for dtype in (np.float32, np.float64):
-        dc_block(np.zeros(4, dtype), 0.0)
+    """Compile (or load the cached compilation) for the float32 blocks the analysis passes, before the first hop:
+    a first compilation in the audio thread would hold up the first mouth shapes."""
+    dc_block(np.zeros(4, np.float32), 0.0)
 
 
 __all__ = ["POLE", "dc_block", "warm_up"]
