@@ -272,7 +272,10 @@ def test_write_wav_roundtrip(tmp_path: Path) -> None:
 @pytest.mark.slow
 @needs_espeak
 def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, config: AppConfig) -> None:
-    """The prompts drive a 'user' (espeak-ng vowels played into the virtual mic when asked)."""
+    """The prompts drive a 'user' (espeak-ng vowels played into the virtual mic when asked).
+
+    The user misses the first 'Now: A' (plays nothing): the calibration asks for A again instead of failing.
+    """
     from src.audio import VowelTemplates, calibrate_voice
     from src.audio.lipsync.vowels import VOWELS
     from src.bench.vowel_templates import synth_vowel
@@ -282,12 +285,15 @@ def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, c
 
     def user(text: str) -> None:
         prompts.append(text)
-        if text.startswith("Now: "):
+        if text.startswith("Now: ") and (text[5] != "A" or any(p.startswith("Now: A") for p in prompts[:-1])):
             vmic.play(wavs[text[5]])
 
     out = calibrate_voice(config, out_path=tmp_path / "profile.json", seconds_per_vowel=1.6, pause_s=0.4, prompt=user)
     profile = VowelTemplates.load(out)
-    assert sum(p.startswith("Now: ") for p in prompts) == 5
+    now = [p[5] for p in prompts if p.startswith("Now: ")]
+    assert now[:2] == ["A", "A"] and set(now) == set(VOWELS)
+    missed = prompts.index(next(p for p in prompts if p.startswith("Now: A"))) + 1
+    assert prompts[missed].startswith("  A: heard only") and prompts[missed].endswith("once more")
     assert profile.meta["calibrated"] and "microphone" in profile.source
     from src.audio import decode_audio
     from src.bench.vowel_templates import steady_frames
@@ -298,3 +304,32 @@ def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, c
         hits += sum(profile.classify(m) == v for m in frames)
         total += len(frames)
     assert hits / total >= 0.8
+
+
+@needs_espeak
+@pytest.mark.parametrize("unplugged_s", [1.0, 1000.0])
+def test_calibration_asks_again_after_a_dropout_and_stops_when_the_mic_stays_gone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config: AppConfig, unplugged_s: float
+) -> None:
+    """The first stream stalls in the middle of the 'ah' take (PortAudio faked below sounddevice): with the device
+    back, that vowel is asked for again and the profile is built; with it gone for good, a one-line AudioInputError."""
+    from src.audio import calibrate_voice, decode_audio
+    from src.bench.vowel_templates import synth_vowel
+
+    voice = decode_audio(synth_vowel("A", "en-us+f5", tmp_path / "a.wav", hold=4))
+    voice = np.interp(np.arange(len(voice) * 3) / 3.0, np.arange(len(voice)), voice).astype(np.float32)  # 48 kHz
+    FakePortAudio(monkeypatch, np.stack([voice, voice], axis=1), die_after_s=1.0, unplugged_s=unplugged_s)
+    config.audio.mic_retry_s = 0.3
+    prompts: list[str] = []
+    run = lambda: calibrate_voice(  # noqa: E731
+        config, out_path=tmp_path / "profile.json", seconds_per_vowel=1.6, pause_s=0.4, prompt=prompts.append
+    )
+    if unplugged_s > 100:
+        with pytest.raises(AudioInputError, match=r"stopped during calibration \(no audio for .*\); reconnect it"):
+            run()
+        assert not (tmp_path / "profile.json").exists()
+        return
+    assert run().exists()
+    now = [p[5] for p in prompts if p.startswith("Now: ")]
+    assert now == ["A", "A", "I", "U", "E", "O"]
+    assert "  A: the microphone dropped out; once more" in prompts

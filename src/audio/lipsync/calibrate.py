@@ -17,7 +17,7 @@ import numpy as np
 
 from src.audio.io.blocks import AudioInputError
 from src.audio.io.file_source import AudioFileReader
-from src.audio.io.mic import MicCapture
+from src.audio.io.mic import FIRST_CALLBACK_S, MicCapture
 from src.audio.lipsync.analysis import FrameAnalyzer, VoiceActivityDetector
 from src.audio.lipsync.vowels import VOWELS, VowelTemplates
 from src.core.config import AppConfig, resolve_path
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PROMPTS = {"A": "'ah' as in father", "I": "'ee' as in see", "U": "'oo' as in blue", "E": "'eh' as in bed", "O": "'oh' as in law"}
 MIN_VOICED_FRAMES = 20  # 200 ms of steady voice per vowel at least
 TRIM = 0.15
+MAX_TAKES = 3  # a vowel is asked for again after a dropout or too little voice
 
 
 def vowel_frames(blocks: Sequence[np.ndarray] | np.ndarray, config: AppConfig) -> np.ndarray:
@@ -94,6 +95,44 @@ def record_vowel(mic: MicCapture, seconds: float) -> list[np.ndarray]:
     return blocks
 
 
+def _wait_for_mic(mic: MicCapture) -> None:
+    """Return once the microphone delivers audio; raise AudioInputError if it stays gone."""
+    if not mic.lost:
+        return
+    deadline = time.monotonic() + 2 * mic.retry_s + FIRST_CALLBACK_S
+    while mic.lost and time.monotonic() < deadline:
+        mic.read(timeout=0.05)
+    seen = mic.callbacks
+    while not mic.lost and mic.callbacks == seen and time.monotonic() < deadline:
+        mic.read(timeout=0.05)
+    if mic.lost or mic.callbacks == seen:
+        raise AudioInputError(f"{mic.label}: stopped during calibration ({mic.lost_reason}); reconnect it and run again")
+
+
+def _take_vowel(
+    mic: MicCapture, vowel: str, config: AppConfig, seconds: float, prompt: Callable[[str], None], pause_s: float
+) -> np.ndarray:
+    """One vowel's steady frames; asks again (up to MAX_TAKES) after a dropout or too little voice."""
+    frames = np.zeros((0, 12), np.float32)
+    for take in range(1, MAX_TAKES + 1):
+        prompt(f"Get ready to say a long {PROMPTS[vowel]} ...")
+        record_vowel(mic, pause_s)
+        _wait_for_mic(mic)
+        outages = mic.outages
+        prompt(f"Now: {vowel} - hold {PROMPTS[vowel]} for {seconds:.0f} s")
+        frames = vowel_frames(record_vowel(mic, seconds), config)
+        dropped = mic.outages != outages
+        if not dropped and len(frames) >= MIN_VOICED_FRAMES:
+            prompt(f"  {vowel}: {len(frames) * 10} ms of steady voice")
+            return frames
+        why = "the microphone dropped out" if dropped else f"heard only {len(frames) * 10} ms of steady voice"
+        if take < MAX_TAKES:
+            prompt(f"  {vowel}: {why}; once more")
+        elif dropped:
+            _wait_for_mic(mic)  # raises if it is gone for good
+    return frames  # too little voice after every take: _build_profile says so
+
+
 def calibrate_from_mic(
     config: AppConfig,
     defaults: VowelTemplates,
@@ -106,19 +145,11 @@ def calibrate_from_mic(
     mic = MicCapture(device, acfg.sample_rate_hz, acfg.block_ms, acfg.mic_retry_s)
     mic.start()
     try:
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + FIRST_CALLBACK_S
         while mic.callbacks == 0 and time.monotonic() < deadline:  # some sound servers take ~2 s to start
             mic.read(timeout=0.05)
         record_vowel(mic, 0.3)  # let the stream settle; discard
-        frames = {}
-        for vowel in VOWELS:
-            prompt(f"Get ready to say a long {PROMPTS[vowel]} ...")
-            record_vowel(mic, pause_s)
-            prompt(f"Now: {vowel} - hold {PROMPTS[vowel]} for {seconds_per_vowel:.0f} s")
-            frames[vowel] = vowel_frames(record_vowel(mic, seconds_per_vowel), config)
-            if mic.lost:
-                raise AudioInputError(f"{mic.label}: stopped during calibration ({mic.lost_reason}); reconnect it and run again")
-            prompt(f"  {vowel}: {len(frames[vowel]) * 10} ms of steady voice")
+        frames = {vowel: _take_vowel(mic, vowel, config, seconds_per_vowel, prompt, pause_s) for vowel in VOWELS}
     finally:
         mic.stop()
     return _build_profile(frames, defaults, mic.label)
