@@ -230,6 +230,43 @@ def test_a_microphone_that_dies_closes_the_mouth_warns_once_and_comes_back(
     assert driver.stats()["mic"]["outages"] == 1
 
 
+def test_a_stream_that_stalls_and_resumes_is_back_without_a_reopen(
+    monkeypatch: pytest.MonkeyPatch, config: AppConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sound server starved of CPU stops calling back for longer than STALL_S, then catches up: the mouth
+    closes for the outage, and the same stream carries on (no close, no 2 s wait for a reopened one)."""
+    mono = burst_signal(40, 48000, on_s=0.3, off_s=0.3, lead_s=0.1).astype(np.float32)
+    pa = FakePortAudio(monkeypatch, np.stack([mono, mono], axis=1), die_after_s=1.0, unplugged_s=1.5, mode="hiccup")
+    config.audio.mic_retry_s = 3.0
+    driver = AudioDriver("mic", config)
+    thr = 0.1 * config.audio.mouth.max_open
+    timeline: list[tuple[float, float, bool]] = []
+    with caplog.at_level(logging.INFO, logger="src.audio.io.mic"):
+        driver.start()
+        try:
+            deadline = time.monotonic() + 15.0
+            while time.monotonic() < deadline:
+                now = time.monotonic()
+                assert driver.mic is not None
+                timeline.append((now, driver.mouth_at(now).open, driver.mic.lost))
+                if driver.mic.resumes and now > pa.died_at + pa.unplugged_s + 1.0:  # type: ignore[operator]
+                    break
+                time.sleep(0.01)
+        finally:
+            driver.stop()
+    assert driver.mic is not None and driver.mic.resumes == 1, "the stalled stream was not taken back"
+    t, o, lost = (np.array(c) for c in zip(*timeline, strict=True))
+    lost_at = t[lost][0]
+    back_at = t[(t > lost_at) & ~lost][0]
+    assert pa.died_at is not None and pa.died_at < lost_at < back_at
+    assert np.all(o[(t >= lost_at + 0.02) & (t < back_at)] == 0.0), "the mouth is closed during the outage"
+    assert o[t > back_at + 0.1].max() >= thr, "audio from the resumed stream opens the mouth again"
+    assert len(pa.streams) == 1 and driver.mic.reopen_attempts == 0, "no reopen: the stream came back by itself"
+    stats = driver.stats()["mic"]
+    assert stats["outages"] == 1 and stats["resumes"] == 1
+    assert any("is back (the stream resumed)" in r.getMessage() for r in caplog.records)
+
+
 def test_ring_overflow_drops_the_oldest_audio_and_counts_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader that falls behind: `ring_s` of the newest audio is kept, the older samples are dropped and counted."""
     pa = FakePortAudio(monkeypatch, realtime=False)

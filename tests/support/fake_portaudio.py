@@ -4,7 +4,8 @@
 and PortAudio's re-initialisation (the rescan), so `MicCapture` runs its own device lookup, stream
 opening, health checks and reopen code unchanged; only the library below it is fake. The device can
 be unplugged (`plugged = False`: it leaves the device list and opening it fails as PortAudio fails),
-and a stream can die on cue: it stops calling back ("stall") or is aborted ("abort").
+and a stream can die on cue: it stops calling back ("stall") or is aborted ("abort"), or it pauses for
+`unplugged_s` and then calls back again, the backlog first ("hiccup": a sound server starved of CPU).
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ class FakeInputStream:
         n, t0, k = 480, time.monotonic(), 0
         while not self._stop.is_set():
             if self.die_after_s is not None and time.monotonic() - t0 > self.die_after_s:
-                self._dead = True
                 self.owner.on_death(self)
+                if self.mode == "hiccup":
+                    self.die_after_s = None
+                    self._stop.wait(self.owner.unplugged_s)
+                    continue
+                self._dead = True
                 if self.mode == "abort" and self.finished_callback is not None:
                     self.finished_callback()
                 return
@@ -135,7 +140,7 @@ class FakePortAudio:
 
     def on_death(self, stream: FakeInputStream) -> None:
         self.died_at = time.monotonic()
-        if self.unplugged_s > 0:
+        if self.unplugged_s > 0 and self.mode != "hiccup":
             self.plugged = False
 
     def open_stream(self, **kwargs: Any) -> FakeInputStream:

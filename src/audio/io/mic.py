@@ -2,8 +2,10 @@
 
 The PortAudio callback only copies the block and its timestamps into a bounded
 queue (it never blocks); the reader (the audio driver's thread) resamples and
-cuts 10 ms blocks. A device that disappears or stalls is closed, warned about
-once per outage and reopened every `retry_s`; `read` never raises.
+cuts 10 ms blocks. A device that disappears or stalls is warned about once per
+outage and reopened every `retry_s`; a stalled stream stays open until the first
+retry, and if it calls back again before then (a sound server that was starved
+of CPU for a moment), the microphone is back without a reopen. `read` never raises.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class MicCapture:
         self.lost_reason = ""
         self.outages = 0
         self.reopen_attempts = 0
+        self.resumes = 0  # outages that ended with the same stream calling back again
         self._next_retry = 0.0
         self.callbacks = 0
         self._callbacks_this_stream = 0
@@ -260,24 +263,36 @@ class MicCapture:
                 if time.monotonic() - self._last_callback > limit:
                     reason = f"no audio for {limit:.1f} s"
         if reason:
-            self._mark_lost(reason)
+            self._mark_lost(reason, stalled=reason.startswith("no audio"))
 
-    def _mark_lost(self, reason: str) -> None:
+    def _mark_lost(self, reason: str, stalled: bool = False) -> None:
         self.lost = True
         self.lost_reason = reason
         self.outages += 1
         log.warning("%s stopped (%s); the mouth closes, retrying every %g s", self.label, reason, self.retry_s)
-        self._close_stream()
+        if not stalled:  # a stalled stream may resume on its own until the first retry closes it
+            self._close_stream()
         with self._raw_cond:
             self._raw.clear()
             self._raw_queued = 0
         self._next_retry = time.monotonic() + self.retry_s
+
+    def _resumed(self) -> bool:
+        """The stalled stream, still open, called back again: the microphone is back as it was."""
+        with self._raw_cond:
+            if self._stream is None or not self._raw or self._finished_unexpectedly:
+                return False
+        self.lost = False
+        self.resumes += 1
+        log.info("%s is back (the stream resumed)", self.label)
+        return True
 
     def _retry(self) -> None:
         if time.monotonic() < self._next_retry or self._stopping:
             return
         self._next_retry = time.monotonic() + self.retry_s
         self.reopen_attempts += 1
+        self._close_stream()  # a stalled stream that never resumed
         try:
             self.streams.rescan()
             self.info = self.streams.describe()
@@ -296,7 +311,7 @@ class MicCapture:
 
     def read(self, timeout: float = 0.05) -> list[AudioBlock]:
         """The 16 kHz blocks completed since the last call (possibly none). Never raises."""
-        if self.lost:
+        if self.lost and not self._resumed():
             self._retry()
             if self.lost:
                 time.sleep(min(timeout, 0.05))
@@ -358,6 +373,7 @@ class MicCapture:
             "raw_dropped_samples": self._raw_dropped,
             "outages": self.outages,
             "reopen_attempts": self.reopen_attempts,
+            "resumes": self.resumes,
             "lost": self.lost,
             "adc_to_callback_ms": round(float(np.median(offs)), 2) if offs else None,
             "stamp_resyncs": self._timeline.resyncs,
