@@ -129,7 +129,10 @@ def _take_vowel(
         if take < MAX_TAKES:
             prompt(f"  {vowel}: {why}; once more")
         elif dropped:
-            _wait_for_mic(mic)  # raises if it is gone for good
+            raise AudioInputError(
+                f"{mic.label}: dropped out during calibration ({mic.lost_reason}) in the last of {MAX_TAKES} takes of {vowel}; "
+                "check its connection and run again"
+            )
     return frames  # too little voice after every take: _build_profile says so
 
 
