@@ -75,6 +75,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/audio/test_audio_mic.py::test_ring_overflow_drops_the_oldest_audio_and_counts_it",),
     ),
     Mutation(
+        "a stalled mic is closed at once (no resume)",
+        "src/audio/io/mic.py",
+        'self._mark_lost(reason, stalled=reason.startswith("no audio"))\n',
+        "self._mark_lost(reason, stalled=False)\n",
+        ("tests/audio/test_audio_mic.py::test_a_stream_that_stalls_and_resumes_is_back_without_a_reopen",),
+    ),
+    Mutation(
+        "calibration never asks for a vowel again",
+        "src/audio/lipsync/calibrate.py",
+        "MAX_TAKES = 3  # a vowel is asked for again after a dropout or too little voice\n",
+        "MAX_TAKES = 1  # a vowel is asked for again after a dropout or too little voice\n",
+        ("tests/audio/test_audio_mic.py::test_calibration_asks_again_after_a_dropout_and_stops_when_the_mic_stays_gone",),
+    ),
+    Mutation(
         "idle blink never fires",
         "src/animation/motion/idle.py",
         "        if self._blink_start is None and t >= self._next_blink:\n",
