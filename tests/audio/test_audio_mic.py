@@ -239,6 +239,8 @@ def test_a_stream_that_stalls_and_resumes_is_back_without_a_reopen(
     pa = FakePortAudio(monkeypatch, np.stack([mono, mono], axis=1), die_after_s=1.0, unplugged_s=1.5, mode="hiccup")
     config.audio.mic_retry_s = 3.0
     driver = AudioDriver("mic", config)
+    blocks: list[AudioBlock] = []
+    driver.add_block_listener(blocks.append)
     thr = 0.1 * config.audio.mouth.max_open
     timeline: list[tuple[float, float, bool]] = []
     with caplog.at_level(logging.INFO, logger="src.audio.io.mic"):
@@ -265,6 +267,13 @@ def test_a_stream_that_stalls_and_resumes_is_back_without_a_reopen(
     stats = driver.stats()["mic"]
     assert stats["outages"] == 1 and stats["resumes"] == 1
     assert any("is back (the stream resumed)" in r.getMessage() for r in caplog.records)
+    # The stream catches up with a burst of what it held during the stall: stale for a live mouth, so it is
+    # dropped, not stamped one after another into the future (the mouth would trail the voice by the stall).
+    after = [b for b in blocks if b.arrivals[0][1] > back_at]
+    assert after, "blocks after the resume"
+    lead = max(b.capture_ts - max(a for _, a in b.arrivals) for b in after)
+    assert lead <= 0.05, f"blocks stamped {lead:.2f} s ahead of their arrival after the resume"
+    assert stats["raw_dropped_samples"] > 0.5 * pa.unplugged_s * 48000, "the stall's backlog was dropped"
 
 
 def test_ring_overflow_drops_the_oldest_audio_and_counts_it(monkeypatch: pytest.MonkeyPatch) -> None:

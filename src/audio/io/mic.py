@@ -28,6 +28,8 @@ STALL_S = 1.0  # no callback for this long while running = the device is gone
 FIRST_CALLBACK_S = 5.0  # a new stream may take this long to deliver (PulseAudio takes ~2 s here)
 TRACK_GAIN = 0.02  # per block: the stamp timeline follows the callbacks' clock with a ~0.5 s time constant
 RESYNC_S = 0.2  # a stamp this far off the timeline (dropped audio, a reopened device) restarts it
+CATCH_UP_S = 1.0  # after a stalled stream resumes, audio arriving faster than real time for this long is its backlog
+CATCH_UP_SLACK_S = 0.05  # ... beyond this much ahead of real time
 
 
 class StampTimeline:
@@ -132,6 +134,7 @@ class MicCapture:
         self.outages = 0
         self.reopen_attempts = 0
         self.resumes = 0  # outages that ended with the same stream calling back again
+        self._catch_up: tuple[float, int] | None = None  # (resume time, input samples let through since)
         self._next_retry = 0.0
         self.callbacks = 0
         self._callbacks_this_stream = 0
@@ -175,6 +178,7 @@ class MicCapture:
         self._pending = np.zeros(0, np.float32)
         self._pending_m0 = 0
         self._finished_unexpectedly = False
+        self._catch_up = None
         self._last_callback = time.monotonic()
         self._callbacks_this_stream = 0
         self._stream = stream
@@ -278,10 +282,18 @@ class MicCapture:
         self._next_retry = time.monotonic() + self.retry_s
 
     def _resumed(self) -> bool:
-        """The stalled stream, still open, called back again: the microphone is back as it was."""
+        """The stalled stream, still open, called back again: the microphone is back as it was.
+
+        A stream that resumes first delivers what it held during the stall, faster than real time; that
+        audio is stale for a live mouth (stamped one block after another, it would make the mouth trail the
+        voice by the stall's length), so for CATCH_UP_S whatever arrives ahead of real time is dropped."""
         with self._raw_cond:
             if self._stream is None or not self._raw or self._finished_unexpectedly:
                 return False
+            self._raw_dropped += self._raw_queued
+            self._raw.clear()
+            self._raw_queued = 0
+        self._catch_up = (time.monotonic(), 0)
         self.lost = False
         self.resumes += 1
         log.info("%s is back (the stream resumed)", self.label)
@@ -324,10 +336,27 @@ class MicCapture:
         if not raw:
             self._check_health()
             return []
+        if self._catch_up is not None:
+            raw = self._drop_backlog(raw)
         out: list[AudioBlock] = []
         for x, ts, arrival in raw:
             out.extend(self._feed(x, ts, arrival))
         return out
+
+    def _drop_backlog(self, raw: list[tuple[np.ndarray, float, float]]) -> list[tuple[np.ndarray, float, float]]:
+        """The newest of `raw` that keeps the audio let through since the resume within real time (+ slack)."""
+        assert self._catch_up is not None
+        t0, passed = self._catch_up
+        now = time.monotonic()
+        budget = int((now - t0 + CATCH_UP_SLACK_S) * self.in_rate) - passed
+        keep = len(raw)
+        while keep > 0 and budget - len(raw[keep - 1][0]) >= 0:
+            keep -= 1
+            budget -= len(raw[keep][0])
+        dropped, kept = raw[:keep], raw[keep:]
+        self._raw_dropped += sum(len(x) for x, _, _ in dropped)
+        self._catch_up = None if now - t0 > CATCH_UP_S else (t0, passed + sum(len(x) for x, _, _ in kept))
+        return kept
 
     def _feed(self, x: np.ndarray, ts: float, arrival: float) -> list[AudioBlock]:
         rs = self._resampler
