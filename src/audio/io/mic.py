@@ -5,7 +5,8 @@ queue (it never blocks); the reader (the audio driver's thread) resamples and
 cuts 10 ms blocks. A device that disappears or stalls is warned about once per
 outage and reopened every `retry_s`; a stalled stream stays open until the first
 retry, and if it calls back again before then (a sound server that was starved
-of CPU for a moment), the microphone is back without a reopen. `read` never raises.
+of CPU for a moment), the microphone is back without a reopen, minus the backlog
+the stream catches up with. `read` never raises.
 """
 
 from __future__ import annotations
