@@ -119,7 +119,7 @@ def _take_vowel(
         record_vowel(mic, pause_s)
         _wait_for_mic(mic)
         outages = mic.outages
-        prompt(f"Now: {vowel} - hold {PROMPTS[vowel]} for {seconds:.0f} s")
+        prompt(f"Now: {vowel} - hold {PROMPTS[vowel]} for {seconds:g} s")
         frames = vowel_frames(record_vowel(mic, seconds), config)
         dropped = mic.outages != outages
         if not dropped and len(frames) >= MIN_VOICED_FRAMES:
