@@ -183,6 +183,30 @@ def test_stamp_timeline_smooths_jitter_and_restarts_after_a_gap() -> None:
     assert line.stamp(after_gap - 1.0, 0.01) > after_gap  # never backwards, even for a wild reading
 
 
+def _watch_outage(driver: AudioDriver, timeout_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float | None]:
+    """Start `driver` and sample (time, mouth opening, mic lost) every 10 ms until 1 s after its microphone is back
+    from an outage (or `timeout_s`), then stop it: the arrays t, opening, lost, and when it was first seen back."""
+    mic = driver.mic
+    assert mic is not None
+    timeline: list[tuple[float, float, bool]] = []
+    back_seen_at: float | None = None
+    driver.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            timeline.append((now, driver.mouth_at(now).open, mic.lost))
+            if back_seen_at is None and mic.outages and not mic.lost:
+                back_seen_at = now
+            if back_seen_at is not None and now > back_seen_at + 1.0:
+                break
+            time.sleep(0.01)
+    finally:
+        driver.stop()
+    t, o, lost = (np.array(c) for c in zip(*timeline, strict=True))
+    return t, o, lost, back_seen_at
+
+
 @pytest.mark.parametrize("mode", ["stall", "abort"])
 def test_a_microphone_that_dies_closes_the_mouth_warns_once_and_comes_back(
     monkeypatch: pytest.MonkeyPatch, config: AppConfig, caplog: pytest.LogCaptureFixture, mode: str
@@ -196,24 +220,9 @@ def test_a_microphone_that_dies_closes_the_mouth_warns_once_and_comes_back(
     driver = AudioDriver("mic", config)
     assert driver.mic is not None and driver.mic.info["name"] == FAKE_DEVICE["name"]
     thr = 0.1 * config.audio.mouth.max_open
-    timeline: list[tuple[float, float, bool]] = []
-    back_seen_at: float | None = None
     with caplog.at_level(logging.INFO, logger="src.audio.io.mic"):
-        driver.start()
-        try:
-            deadline = time.monotonic() + 20.0
-            while time.monotonic() < deadline:
-                now = time.monotonic()
-                timeline.append((now, driver.mouth_at(now).open, driver.mic.lost))
-                if back_seen_at is None and driver.mic.outages and not driver.mic.lost:
-                    back_seen_at = now
-                if back_seen_at is not None and now > back_seen_at + 1.0:
-                    break
-                time.sleep(0.01)
-        finally:
-            driver.stop()
+        t, o, lost, back_seen_at = _watch_outage(driver, 20.0)
     assert back_seen_at is not None, "the microphone never came back after it was plugged in again"
-    t, o, lost = (np.array(c) for c in zip(*timeline, strict=True))
     died_at = pa.died_at
     assert died_at is not None
     lost_at = t[lost][0]
@@ -244,22 +253,9 @@ def test_a_stream_that_stalls_and_resumes_is_back_without_a_reopen(
     blocks: list[AudioBlock] = []
     driver.add_block_listener(blocks.append)
     thr = 0.1 * config.audio.mouth.max_open
-    timeline: list[tuple[float, float, bool]] = []
     with caplog.at_level(logging.INFO, logger="src.audio.io.mic"):
-        driver.start()
-        try:
-            deadline = time.monotonic() + 15.0
-            while time.monotonic() < deadline:
-                now = time.monotonic()
-                assert driver.mic is not None
-                timeline.append((now, driver.mouth_at(now).open, driver.mic.lost))
-                if driver.mic.resumes and now > pa.died_at + pa.unplugged_s + 1.0:  # type: ignore[operator]
-                    break
-                time.sleep(0.01)
-        finally:
-            driver.stop()
+        t, o, lost, _ = _watch_outage(driver, 15.0)
     assert driver.mic is not None and driver.mic.resumes == 1, "the stalled stream was not taken back"
-    t, o, lost = (np.array(c) for c in zip(*timeline, strict=True))
     lost_at = t[lost][0]
     back_at = t[(t > lost_at) & ~lost][0]
     assert pa.died_at is not None and pa.died_at < lost_at < back_at
@@ -331,17 +327,21 @@ def test_calibrate_voice_from_the_microphone(vmic: VirtualMic, tmp_path: Path, c
     wavs = {v: synth_vowel(v, "en-us+f5", tmp_path / f"{v}.wav", hold=4) for v in VOWELS}
     prompts: list[str] = []
 
+    missed: list[str] = []
+
     def user(text: str) -> None:
         prompts.append(text)
-        if text.startswith("Now: ") and (text[5] != "A" or any(p.startswith("Now: A") for p in prompts[:-1])):
+        if text.startswith("Now: A") and not missed:
+            missed.append(text)  # the first take of A: the user is not ready and says nothing
+        elif text.startswith("Now: "):
             vmic.play(wavs[text[5]])
 
     out = calibrate_voice(config, out_path=tmp_path / "profile.json", seconds_per_vowel=1.6, pause_s=0.4, prompt=user)
     profile = VowelTemplates.load(out)
     now = [p[5] for p in prompts if p.startswith("Now: ")]
     assert now[:2] == ["A", "A"] and set(now) == set(VOWELS)
-    missed = prompts.index(next(p for p in prompts if p.startswith("Now: A"))) + 1
-    assert prompts[missed].startswith("  A: heard only") and prompts[missed].endswith("once more")
+    after_miss = prompts[prompts.index(missed[0]) + 1]
+    assert after_miss.startswith("  A: heard only") and after_miss.endswith("once more")
     assert profile.meta["calibrated"] and "microphone" in profile.source
     from src.audio import decode_audio
     from src.bench.vowel_templates import steady_frames
@@ -369,9 +369,10 @@ def test_calibration_asks_again_after_a_dropout_and_stops_when_the_mic_stays_gon
     FakePortAudio(monkeypatch, np.stack([voice, voice], axis=1), die_after_s=1.0, unplugged_s=unplugged_s)
     config.audio.mic_retry_s = 0.3
     prompts: list[str] = []
-    run = lambda: calibrate_voice(  # noqa: E731
-        config, out_path=tmp_path / "profile.json", seconds_per_vowel=1.6, pause_s=0.4, prompt=prompts.append
-    )
+
+    def run() -> Path:
+        return calibrate_voice(config, out_path=tmp_path / "profile.json", seconds_per_vowel=1.6, pause_s=0.4,
+                               prompt=prompts.append)
     if unplugged_s > 100:
         with pytest.raises(AudioInputError, match=r"stopped during calibration \(no audio for .*\); reconnect it"):
             run()
